@@ -1,0 +1,53 @@
+"""Rich tables of what the store holds; same order as the store's leaderboard."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Optional
+
+from rich.table import Table
+from rich.text import Text
+
+
+def _pct(v: Optional[float]) -> str:
+    return "—" if v is None else f"{100 * v:.2f}"
+
+
+def _num(v, fmt: str = "{:,.0f}") -> str:
+    return "—" if v is None else fmt.format(v)
+
+
+def _when(ts: Optional[float]) -> str:
+    return "—" if ts is None else _dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+
+
+def leaderboard_table(rows: list[dict], dataset: str, label: str) -> Table:
+    """The leaderboard for `dataset`/`label` as a table, best validation accuracy first."""
+    t = Table(title=f"{dataset} · {label} labels — ranked by validation accuracy", title_justify="left")
+    for col, kw in [("#", {"justify": "right"}), ("run", {}), ("model", {}), ("pretrained", {}), ("augment", {}),
+                    ("epochs", {"justify": "right"}), ("val %", {"justify": "right"}), ("test %", {"justify": "right"}),
+                    ("img/s", {"justify": "right"}), ("train s", {"justify": "right"}), ("params", {"justify": "right"}),
+                    ("status", {})]:
+        t.add_column(col, **kw)
+    for r in rows:
+        # Text(...) keeps names literal: no rich markup from user-chosen strings.
+        t.add_row(
+            str(r["rank"]), Text(r["run_id"]), Text(str(r["model"])), Text(str(r["pretrained"])),
+            Text(str(r["augment"])), str(r["epochs"]), _pct(r["val_acc"]), _pct(r["test_acc"]),
+            _num(r["images_per_s"]), _num(r["train_time_s"], "{:,.1f}"), _num(r["n_params"]), Text(str(r["status"])),
+        )
+    return t
+
+
+def runs_table(runs: list[dict]) -> Table:
+    """Runs, newest first."""
+    t = Table(title="runs — newest first", title_justify="left")
+    for col in ("run", "kind", "name", "dataset", "model", "status", "started", "wall s", "best val %", "test %"):
+        t.add_column(col)
+    for r in runs:
+        t.add_row(
+            Text(r["id"]), r.get("kind", ""), Text(r.get("name", "")), Text(f"{r.get('dataset', '')}/{r.get('labels', '')}"),
+            Text(str(r.get("model") or "—")), Text(r.get("status", "")), _when(r.get("started")),
+            _num(r.get("wall_time_s"), "{:,.1f}"), _pct(r.get("best_val_acc")), _pct(r.get("test_acc")),
+        )
+    return t

@@ -1,0 +1,88 @@
+"""The training job's configuration: one validated pydantic model that crosses every boundary."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from jobs.errors import JobError
+
+Dataset = Literal["mnist", "cifar100"]
+Labels = Literal["fine", "coarse"]
+
+
+class TrainConfig(BaseModel):
+    """Everything one training run needs; defaults are a sound recipe per dataset."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dataset: Dataset = "mnist"
+    labels: Labels = "fine"
+    model: str = "cnn"
+    epochs: int = Field(2, ge=1, le=10_000)
+    batch_size: int = Field(128, ge=1, le=65_536, description="global batch size, split across workers")
+    optimizer: Literal["sgd", "adamw"] = "adamw"
+    lr: Optional[float] = Field(None, gt=0, le=10, description="peak learning rate; None: the optimizer's default")
+    weight_decay: float = Field(5e-4, ge=0, le=1)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    schedule: Literal["onecycle", "cosine", "constant"] = "onecycle"
+    warmup_epochs: float = Field(0.3, ge=0)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    augment: str = "none"
+    val_fraction: float = Field(0.1, gt=0, lt=1)
+    subset: Optional[int] = Field(None, ge=100, description="use only this many training images (val carved from them)")
+    seed: int = Field(0, ge=0)
+    workers: int = Field(1, ge=1, le=4096)
+    cpus_per_worker: Optional[float] = Field(None, gt=0)
+    gpus_per_worker: float = Field(0.0, ge=0)
+    eval_batch_size: int = Field(1024, ge=1)
+    max_failures: int = Field(2, ge=0, description="worker failures survived by restarting from the latest checkpoint")
+
+    @model_validator(mode="after")
+    def _check(self) -> "TrainConfig":
+        if self.labels == "coarse" and self.dataset != "cifar100":
+            raise ValueError("coarse labels exist only for cifar100; drop --labels coarse")
+        if self.batch_size < self.workers:
+            raise ValueError(f"batch_size {self.batch_size} is smaller than workers {self.workers}; raise --batch-size")
+        if self.warmup_epochs >= self.epochs and self.schedule != "constant":
+            # A warm-up as long as the run would never reach the peak rate.
+            object.__setattr__(self, "warmup_epochs", self.epochs * 0.3)
+        return self
+
+    @property
+    def peak_lr(self) -> float:
+        if self.lr is not None:
+            return self.lr
+        return 0.1 if self.optimizer == "sgd" else 2e-3
+
+    @property
+    def per_worker_batch(self) -> int:
+        return self.batch_size // self.workers
+
+    def threads_per_worker(self) -> int:
+        """CPU threads each worker should use: its CPU share, else all cores split evenly."""
+        if self.cpus_per_worker:
+            return max(1, int(self.cpus_per_worker))
+        return max(1, (os.cpu_count() or 1) // self.workers)
+
+
+def make_config(**values) -> TrainConfig:
+    """A TrainConfig from flag values; JobError with one readable line if any is out of range."""
+    try:
+        return TrainConfig(**{k: v for k, v in values.items() if v is not None})
+    except ValidationError as e:
+        raise JobError(describe_validation_error(e)) from None
+
+
+def describe_validation_error(e: ValidationError) -> str:
+    parts = []
+    for err in e.errors():
+        loc = ".".join(str(x) for x in err["loc"]) or "config"
+        msg = err["msg"].removeprefix("Value error, ")
+        if "input" in err and err["loc"]:
+            parts.append(f"{loc}: {msg} (got {err['input']!r})")
+        else:
+            parts.append(f"{loc}: {msg}" if err["loc"] else msg)
+    return "invalid training config: " + "; ".join(parts)

@@ -1,0 +1,9 @@
+"""The jobs room's one error type."""
+
+
+class JobError(ValueError):
+    """Bad input to a job (config, data, checkpoint); the message names the problem and the fix."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the trial is failed, the sweep goes on."""

@@ -1,0 +1,273 @@
+"""The per-worker training loop, plain PyTorch.
+
+`run_training` runs in one process without Ray (the baseline benchmarks measure against, and what a GPU check
+runs); `train_loop_per_worker` is the same loop as a Ray Train worker function: it reads the prepared data
+from the object store, wraps the model in DDP and reports every epoch with a checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+
+import models
+from jobs.config import TrainConfig
+from jobs.data import PreparedData, epoch_indices
+from jobs.errors import JobError, TrainingDiverged
+
+CHECKPOINT_FILE = "checkpoint.pt"
+
+# report(metrics, checkpoint_state or None): called once per epoch on every rank. The state references the live
+# model and optimizer tensors, so a reporter must persist (save or copy) it before it returns.
+Reporter = Callable[[dict, Optional[dict]], None]
+
+
+def _as_tensor(a: np.ndarray, device: torch.device) -> torch.Tensor:
+    # Arrays from Ray's object store are read-only views of shared memory; we never write to them,
+    # so wrap without copying (torch warns about non-writable arrays, hence the detour through frombuffer).
+    if not a.flags.writeable:
+        t = torch.frombuffer(memoryview(a).cast("B"), dtype=torch.uint8 if a.dtype == np.uint8 else torch.int64)
+        t = t.view(a.shape)
+    else:
+        t = torch.from_numpy(a)
+    return t.to(device, non_blocking=True) if device.type != "cpu" else t
+
+
+class _Normalizer:
+    """uint8 batch -> normalised float batch on the training device."""
+
+    def __init__(self, mean, std, device):
+        self.scale = (1.0 / (255.0 * torch.tensor(std, device=device))).view(1, -1, 1, 1)
+        self.shift = (torch.tensor(mean, device=device) / torch.tensor(std, device=device)).view(1, -1, 1, 1)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float().mul_(self.scale).sub_(self.shift)
+
+
+def _make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    # No weight decay on norms and biases (standard for ResNets and transformers alike).
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.peak_lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
+    return torch.optim.AdamW(groups, lr=cfg.peak_lr)
+
+
+def _make_schedule(cfg: TrainConfig, opt: torch.optim.Optimizer, steps_per_epoch: int):
+    total = max(1, cfg.epochs * steps_per_epoch)
+    warm = int(cfg.warmup_epochs * steps_per_epoch)
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=cfg.peak_lr, total_steps=total, pct_start=min(0.5, max(warm, 1) / total),
+            anneal_strategy="cos", cycle_momentum=False, div_factor=25.0, final_div_factor=1e3,
+        )
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        if cfg.schedule == "constant":
+            return 1.0
+        progress = (step - warm) / max(1, total - warm)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def _all_reduce(values: torch.Tensor) -> torch.Tensor:
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(values)
+    return values
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm: _Normalizer, batch_size: int,
+             rank: int = 0, world_size: int = 1, fine_to_coarse: Optional[torch.Tensor] = None,
+             device: torch.device = torch.device("cpu")) -> dict:
+    """Loss and accuracy (plus coarse accuracy derived from fine predictions) over `x`, summed across ranks."""
+    was_training = model.training
+    model.eval()
+    n = len(y)
+    lo, hi = rank * n // world_size, (rank + 1) * n // world_size  # every example counted exactly once
+    sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, correct, coarse correct, count
+    for i in range(lo, hi, batch_size):
+        xb = norm(x[i : min(i + batch_size, hi)].to(device, non_blocking=True))
+        yb = y[i : min(i + batch_size, hi)].to(device, non_blocking=True)
+        logits = model(xb).float()
+        pred = logits.argmax(1)
+        sums[0] += F.cross_entropy(logits, yb, reduction="sum")
+        sums[1] += (pred == yb).sum()
+        if fine_to_coarse is not None:
+            sums[2] += (fine_to_coarse[pred] == fine_to_coarse[yb]).sum()
+        sums[3] += len(yb)
+    _all_reduce(sums)
+    model.train(was_training)
+    count = max(1.0, sums[3].item())
+    out = {"loss": sums[0].item() / count, "acc": sums[1].item() / count}
+    if fine_to_coarse is not None:
+        out["acc_coarse"] = sums[2].item() / count
+    return out
+
+
+def run_training(
+    cfg: TrainConfig,
+    data: PreparedData,
+    *,
+    report: Reporter,
+    rank: int = 0,
+    world_size: int = 1,
+    device: Optional[torch.device] = None,
+    resume_state: Optional[dict] = None,
+    wrap_model: Callable[[nn.Module], nn.Module] = lambda m: m,
+) -> nn.Module:
+    """Train `cfg.model` on `data`; call `report(metrics, state)` after every epoch. Returns the trained model.
+
+    `state` (model, optimizer, scheduler, epoch) is given on rank 0 only; the last epoch's metrics carry the
+    test accuracy. Runs as one process when `world_size` is 1 and no process group exists.
+    """
+    device = device or torch.device("cpu")
+    if device.type == "cpu":
+        torch.set_num_threads(cfg.threads_per_worker())
+    torch.manual_seed(cfg.seed)
+
+    model = models.build(cfg.model, num_classes=data.num_classes, in_chans=data.in_chans, img_size=data.img_size)
+    n_params = models.count_parameters(model)
+    model = model.to(device)
+    start_epoch = 0
+    per_worker_batch = cfg.per_worker_batch
+    n_train = len(data.train_y)
+    steps_per_epoch = (n_train // world_size) // per_worker_batch
+    if steps_per_epoch < 1:
+        raise JobError(
+            f"{n_train} training images are fewer than one batch of {cfg.batch_size}; lower --batch-size or raise --subset"
+        )
+    optimizer = _make_optimizer(cfg, model)
+    scheduler = _make_schedule(cfg, optimizer, steps_per_epoch)
+    if resume_state is not None:
+        model.load_state_dict(resume_state["model"])
+        optimizer.load_state_dict(resume_state["optimizer"])
+        scheduler.load_state_dict(resume_state["scheduler"])
+        start_epoch = int(resume_state["epoch"]) + 1
+    train_model = wrap_model(model)
+
+    train_x, train_y = _as_tensor(data.train_x, device), _as_tensor(data.train_y, device)
+    val_x, val_y = _as_tensor(data.val_x, torch.device("cpu")), _as_tensor(data.val_y, torch.device("cpu"))
+    f2c = torch.as_tensor(data.fine_to_coarse, device=device) if data.fine_to_coarse is not None else None
+    norm = _Normalizer(data.mean, data.std, device)
+    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    run_start = time.perf_counter()
+
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        train_model.train()
+        idx = epoch_indices(n_train, epoch, cfg.seed, rank, world_size).to(device)
+        loss_sum = torch.zeros((), device=device)
+        for step in range(steps_per_epoch):
+            b = idx[step * per_worker_batch : (step + 1) * per_worker_batch]
+            xb, yb = norm(train_x[b]), train_y[b]
+            loss = criterion(train_model(xb), yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            loss_sum += loss.detach()
+        train_time = time.perf_counter() - t0
+        train_loss = _all_reduce(loss_sum.double().reshape(1))[0].item() / (steps_per_epoch * world_size)
+        if not math.isfinite(train_loss):
+            raise TrainingDiverged(f"training loss became {train_loss} in epoch {epoch + 1}; lower --lr")
+        val = evaluate(model, val_x, val_y, norm, cfg.eval_batch_size, rank, world_size, f2c, device)
+        metrics = {
+            "epoch": epoch + 1,
+            "epochs": cfg.epochs,
+            "train_loss": train_loss,
+            "val_loss": val["loss"],
+            "val_acc": val["acc"],
+            "lr": optimizer.param_groups[0]["lr"],
+            "images_per_s": steps_per_epoch * per_worker_batch * world_size / train_time,
+            "epoch_time_s": time.perf_counter() - t0,
+            "time_total_s": time.perf_counter() - run_start,
+            "params": n_params,
+        }
+        if "acc_coarse" in val:
+            metrics["val_acc_coarse"] = val["acc_coarse"]
+        if epoch + 1 == cfg.epochs:
+            test_x, test_y = _as_tensor(data.test_x, torch.device("cpu")), _as_tensor(data.test_y, torch.device("cpu"))
+            test = evaluate(model, test_x, test_y, norm, cfg.eval_batch_size, rank, world_size, f2c, device)
+            metrics["test_acc"] = test["acc"]
+            metrics["test_loss"] = test["loss"]
+            if "acc_coarse" in test:
+                metrics["test_acc_coarse"] = test["acc_coarse"]
+        state = None
+        if rank == 0:
+            state = {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "epoch": epoch,
+                "config": cfg.model_dump(),
+            }
+        report(metrics, state)
+    return model
+
+
+def save_checkpoint(state: dict, directory: Path) -> Path:
+    path = Path(directory) / CHECKPOINT_FILE
+    torch.save(state, path)
+    return path
+
+
+def load_checkpoint(directory: Path) -> dict:
+    """The training state saved in `directory`; JobError if it is missing, truncated or not ours."""
+    path = Path(directory) / CHECKPOINT_FILE
+    try:
+        # weights_only: a checkpoint is tensors and plain values; never unpickle arbitrary objects.
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise JobError(f"checkpoint {path} cannot be read ({type(e).__name__}); delete it or start without resuming") from None
+
+
+def train_loop_per_worker(config: dict) -> None:
+    """Ray Train worker entry: config holds `cfg` (TrainConfig as a dict) and `data` (an ObjectRef)."""
+    import ray
+    import ray.train
+    import ray.train.torch
+
+    cfg = TrainConfig.model_validate(config["cfg"])
+    data: PreparedData = ray.get(config["data"])
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    device = ray.train.torch.get_device()
+
+    resume_state = None
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as d:
+            resume_state = load_checkpoint(Path(d))
+
+    def report(metrics: dict, state: Optional[dict]) -> None:
+        if state is None:
+            ray.train.report(metrics)
+            return
+        with tempfile.TemporaryDirectory() as d:
+            save_checkpoint(state, Path(d))
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
+
+    def wrap(model: nn.Module) -> nn.Module:
+        if world == 1:
+            return model
+        return ray.train.torch.prepare_model(model, move_to_device=False)
+
+    run_training(cfg, data, report=report, rank=rank, world_size=world, device=device,
+                 resume_state=resume_state, wrap_model=wrap)

@@ -1,0 +1,79 @@
+"""The train job: one `TorchTrainer` (Ray Train V2) around `jobs.loop.train_loop_per_worker`."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+from jobs.config import TrainConfig
+
+
+def leaderboards_for(cfg: TrainConfig) -> dict[str, dict[str, str]]:
+    """The leaderboards a run of `cfg` belongs on, with the metrics that rank it on each.
+
+    A CIFAR-100 model trained on fine labels is also ranked on the coarse board by the coarse accuracy
+    derived from its fine predictions.
+    """
+    boards = {cfg.labels: {"val": "val_acc", "test": "test_acc"}}
+    if cfg.dataset == "cifar100" and cfg.labels == "fine":
+        boards["coarse"] = {"val": "val_acc_coarse", "test": "test_acc_coarse"}
+    return boards
+
+
+@dataclass
+class FitResult:
+    metrics: dict
+    checkpoint_path: Optional[str]
+    storage_path: str
+    error: Optional[str]
+
+
+def resolve_resources(cfg: TrainConfig, cluster_cpus: float, local: bool) -> TrainConfig:
+    """`cfg` with CPUs per worker filled in: locally all cores split across workers; on a cluster 1 unless set."""
+    if cfg.cpus_per_worker:
+        return cfg
+    cpus = max(1, int(cluster_cpus // cfg.workers)) if local else 1
+    return cfg.model_copy(update={"cpus_per_worker": float(cpus)})
+
+
+def fit(cfg: TrainConfig, data_ref, *, run_id: str, trial_id: str, redis_url: str, storage_path: str) -> FitResult:
+    """Train under Ray Train with `cfg.workers` DDP workers; every epoch goes to the store via StoreCallback.
+
+    A worker that dies is replaced and the run resumes from its latest checkpoint (up to `cfg.max_failures`).
+    """
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    from jobs.callbacks import StoreCallback
+    from jobs.loop import train_loop_per_worker
+
+    use_gpu = cfg.gpus_per_worker > 0
+    resources = {"CPU": cfg.cpus_per_worker or 1}
+    if use_gpu:
+        resources["GPU"] = cfg.gpus_per_worker
+    os.makedirs(storage_path, exist_ok=True) if "://" not in storage_path else None
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"cfg": cfg.model_dump(), "data": data_ref},
+        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
+        scaling_config=ScalingConfig(num_workers=cfg.workers, use_gpu=use_gpu, resources_per_worker=resources),
+        run_config=RunConfig(
+            name=run_id,
+            storage_path=storage_path,
+            callbacks=[StoreCallback(redis_url, trial_id)],
+            failure_config=FailureConfig(max_failures=cfg.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=2),
+            worker_runtime_env={"env_vars": {"OMP_NUM_THREADS": str(int(cfg.cpus_per_worker or 1))}},
+        ),
+    )
+    result = trainer.fit()
+    error = None
+    if result.error is not None:
+        error = f"{type(result.error).__name__}: {str(result.error).strip().splitlines()[-1][:300]}"
+    return FitResult(
+        metrics=dict(result.metrics or {}),
+        checkpoint_path=result.checkpoint.path if result.checkpoint else None,
+        storage_path=result.path,
+        error=error,
+    )

@@ -1,0 +1,33 @@
+"""Every Redis key tunelab uses, and the schema version. Nothing else spells a key."""
+
+SCHEMA_VERSION = 1
+PREFIX = "tl"
+
+SCHEMA = f"{PREFIX}:schema"  # STRING: schema version of the data in this database
+RUNS = f"{PREFIX}:runs"  # ZSET: run ids by start time
+EVENTS = f"{PREFIX}:events"  # pub/sub channel: run/trial/epoch updates
+
+
+def run(run_id: str) -> str:
+    """HASH: kind, name, dataset, labels, status, times, config JSON, storage path, best trial."""
+    return f"{PREFIX}:run:{run_id}"
+
+
+def run_trials(run_id: str) -> str:
+    """ZSET: the run's trial ids by best validation metric."""
+    return f"{PREFIX}:run:{run_id}:trials"
+
+
+def trial(trial_id: str) -> str:
+    """HASH: run, status, model, augment, pretrained, params JSON, best/last metrics, test accuracy, error."""
+    return f"{PREFIX}:trial:{trial_id}"
+
+
+def trial_epochs(trial_id: str) -> str:
+    """HASH: epoch number -> one JSON record (idempotent on replay)."""
+    return f"{PREFIX}:trial:{trial_id}:epochs"
+
+
+def leaderboard(dataset: str, label: str) -> str:
+    """ZSET: trial ids by best validation accuracy, per dataset and label kind (fine/coarse)."""
+    return f"{PREFIX}:lb:{dataset}:{label}"

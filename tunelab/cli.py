@@ -1,0 +1,369 @@
+"""The `tunelab` command line. User mistakes end in one line on stderr and exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+import threading
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from tunelab.settings import Settings, load_settings
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
+                  no_args_is_help=True, help="Distributed training and hyperparameter search for image classifiers.")
+data_app = typer.Typer(no_args_is_help=True, help="Datasets: download, import from a folder, inspect.")
+models_app = typer.Typer(no_args_is_help=True, help="The model registry.")
+store_app = typer.Typer(no_args_is_help=True, help="The result store (embedded Redis by default).")
+app.add_typer(data_app, name="data")
+app.add_typer(models_app, name="models")
+app.add_typer(store_app, name="store")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class DatasetName(str, Enum):
+    mnist = "mnist"
+    cifar100 = "cifar100"
+
+
+class LabelKind(str, Enum):
+    fine = "fine"
+    coarse = "coarse"
+
+
+class UserError(Exception):
+    """A mistake the user can fix; raised by the front door itself."""
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from cluster import ClusterError
+    from jobs import JobError
+    from models import ModelError
+    from results import StoreError
+
+    return (UserError, JobError, ModelError, StoreError, ClusterError)
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+def _store(settings: Settings):
+    from results import open_store
+
+    return open_store(settings.redis_url, settings.data_dir)
+
+
+def _print_json(value) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+
+@data_app.command("download")
+def data_download(name: DatasetName = typer.Argument(..., help="mnist or cifar100")) -> None:
+    """Download a dataset into the data root with torchvision (MD5-checked)."""
+    from jobs import data
+
+    s = _settings()
+    err.print(f"downloading {name.value} into {s.data_dir} …")
+    data.download(name.value, s.data_dir)
+    out.print(f"{name.value}: ready in {s.data_dir}")
+
+
+@data_app.command("import")
+def data_import(folder: Path = typer.Argument(..., help="folder holding the official dataset files")) -> None:
+    """Copy official dataset files from a folder into the data root, verifying their MD5s (the offline path)."""
+    from jobs import data
+
+    s = _settings()
+    names = data.import_dir(folder, s.data_dir)
+    for n in names:
+        out.print(f"{n}: imported into {s.data_dir} (MD5s verified)")
+
+
+@data_app.command("info")
+def data_info(as_json: bool = typer.Option(False, "--json", help="machine-readable output only")) -> None:
+    """Which datasets are in the data root, and their sizes."""
+    from jobs import data
+
+    s = _settings()
+    recs = data.info(s.data_dir)
+    if as_json:
+        _print_json({"data_dir": str(s.data_dir), "datasets": recs})
+        return
+    out.print(f"data root: {s.data_dir}  (TUNELAB_DATA_DIR)")
+    for r in recs:
+        state = f"{r['train']:,} train / {r['test']:,} test" if r["present"] else (r.get("error") or "not present")
+        out.print(f"  {r['name']:<9} {r['image']:<9} classes {r['classes']}  {state}")
+
+
+# ---------------------------------------------------------------------------------------------- models
+
+
+@models_app.command("list")
+def models_list(
+    dataset: DatasetName = typer.Option(DatasetName.cifar100, help="count parameters for this dataset's inputs and classes"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output only"),
+) -> None:
+    """Registered models with their family and parameter count."""
+    import models
+    from jobs import data
+
+    sp = data.spec(dataset.value)
+    recs = []
+    for name in models.list_models():
+        info = models.model_info(name)
+        m = models.build(name, num_classes=sp.num_classes["fine"], in_chans=sp.in_chans, img_size=sp.img_size)
+        recs.append({"name": name, "family": info.family, "params": models.count_parameters(m),
+                     "native_img_size": info.native_img_size, "description": info.description})
+    if as_json:
+        _print_json(recs)
+        return
+    for r in recs:
+        out.print(f"{r['name']:<12} {r['family']:<13} {r['params']:>12,} params ({dataset.value})  {r['description']}")
+
+
+# ----------------------------------------------------------------------------------------------- store
+
+
+@store_app.command("status")
+def store_status(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Where results go, and whether the embedded server runs."""
+    from results import embedded, redact
+
+    s = _settings()
+    rec = {"url": redact(s.redis_url)} if s.redis_url else {"embedded": True, **embedded.status(s.data_dir)}
+    if as_json:
+        _print_json(rec)
+    else:
+        out.print(" ".join(f"{k}={v}" for k, v in rec.items()))
+
+
+@store_app.command("stop")
+def store_stop() -> None:
+    """Stop the embedded Redis server (it saves first; the next command starts it again)."""
+    from results import embedded
+
+    s = _settings()
+    out.print("stopped" if embedded.stop(s.data_dir) else "not running")
+
+
+# ----------------------------------------------------------------------------------------------- train
+
+
+def _new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+def _epoch_line(m: dict) -> str:
+    parts = [f"epoch {m['epoch']}/{m['epochs']}", f"loss {m['train_loss']:.4f}", f"val {100 * m['val_acc']:.2f}%"]
+    if "val_acc_coarse" in m:
+        parts.append(f"coarse {100 * m['val_acc_coarse']:.2f}%")
+    if "test_acc" in m:
+        parts.append(f"test {100 * m['test_acc']:.2f}%")
+    parts += [f"{m['images_per_s']:,.0f} img/s", f"{m['epoch_time_s']:.1f}s"]
+    return "  ".join(parts)
+
+
+@app.command()
+def train(
+    dataset: DatasetName = typer.Option(DatasetName.mnist, help="dataset to train on"),
+    labels: LabelKind = typer.Option(LabelKind.fine, help="label kind (coarse: CIFAR-100's 20 superclasses)"),
+    model: str = typer.Option("cnn", help="model name (see `tunelab models list`)"),
+    epochs: int = typer.Option(2, help="epochs to train"),
+    workers: int = typer.Option(1, help="data-parallel workers (DDP)"),
+    batch_size: Optional[int] = typer.Option(None, help="global batch size, split across workers [128]"),
+    lr: Optional[float] = typer.Option(None, help="peak learning rate [sgd 0.1, adamw 0.002]"),
+    optimizer: Optional[str] = typer.Option(None, help="sgd or adamw [adamw]"),
+    schedule: Optional[str] = typer.Option(None, help="onecycle, cosine or constant (with warm-up) [onecycle]"),
+    weight_decay: Optional[float] = typer.Option(None, help="weight decay [5e-4]"),
+    label_smoothing: Optional[float] = typer.Option(None, help="label smoothing [0]"),
+    subset: Optional[int] = typer.Option(None, help="train on only this many images (validation carved from them)"),
+    seed: int = typer.Option(0, help="seed for init, split and shuffling"),
+    cpus_per_worker: Optional[float] = typer.Option(None, help="CPUs per worker [local: all cores / workers]"),
+    gpus_per_worker: float = typer.Option(0.0, help="GPUs per worker (0: CPU training)"),
+    name: Optional[str] = typer.Option(None, help="a name for the run [model-dataset]"),
+    address: Optional[str] = typer.Option(None, envvar="RAY_ADDRESS", help="Ray cluster address; none: local single-node"),
+    storage: Optional[str] = typer.Option(None, envvar="TUNELAB_STORAGE", help="experiment storage path or URI"),
+    as_json: bool = typer.Option(False, "--json", help="print the final record as JSON only"),
+) -> None:
+    """Train one model with Ray Train (DDP), record every epoch in the store, print a summary."""
+    import models
+    from jobs import data
+    from jobs.config import make_config
+
+    s = _settings()
+    cfg = make_config(
+        dataset=dataset.value, labels=labels.value, model=model, epochs=epochs, workers=workers,
+        batch_size=batch_size, lr=lr, optimizer=optimizer, schedule=schedule, weight_decay=weight_decay,
+        label_smoothing=label_smoothing, subset=subset, seed=seed, cpus_per_worker=cpus_per_worker,
+        gpus_per_worker=gpus_per_worker,
+    )
+    models.model_info(cfg.model)  # unknown model: fail before anything starts
+    data.require(cfg.dataset, s.data_dir)
+    store = _store(s)
+    if address and not s.redis_url:
+        raise UserError("a remote cluster cannot reach the embedded result store; set TUNELAB_REDIS_URL to a Redis both can reach")
+
+    err.print(f"loading {cfg.dataset} from {s.data_dir} …")
+    prepared = data.prepare(data.load(cfg.dataset, s.data_dir), cfg.labels, cfg.val_fraction, cfg.seed, cfg.subset)
+
+    from cluster import connect
+    from jobs.train import fit, leaderboards_for, resolve_resources
+
+    err.print("starting Ray …" if not address else f"connecting to Ray at {address} …")
+    info = connect(address)
+    cfg = resolve_resources(cfg, info.cpus, info.local)
+    import ray
+
+    run_id = _new_run_id()
+    trial_id = f"{run_id}-t0"
+    storage_path = storage or s.storage_path
+    store.start_run(run_id, kind="train", name=name or f"{cfg.model}-{cfg.dataset}", dataset=cfg.dataset,
+                    labels=cfg.labels, config=cfg.model_dump(), storage_path=storage_path)
+    store.start_trial(trial_id, run_id=run_id, model=cfg.model, dataset=cfg.dataset, labels=cfg.labels,
+                      boards=leaderboards_for(cfg), augment=cfg.augment, pretrained="false",
+                      params={k: v for k, v in cfg.model_dump().items() if k not in ("dataset", "model")})
+    err.print(f"run {run_id}: {cfg.model} on {cfg.dataset} ({len(prepared.train_y):,} train / {len(prepared.val_y):,} val / "
+              f"{len(prepared.test_y):,} test), {cfg.workers} worker(s) × {cfg.cpus_per_worker:g} CPU, {cfg.epochs} epochs")
+    data_ref = ray.put(prepared)
+
+    outcome: dict = {}
+
+    def _fit() -> None:
+        try:
+            outcome["result"] = fit(cfg, data_ref, run_id=run_id, trial_id=trial_id, redis_url=store.url,
+                                    storage_path=storage_path)
+        except BaseException as e:  # reported below; the run is marked failed
+            outcome["exception"] = e
+
+    t0 = time.monotonic()
+    worker = threading.Thread(target=_fit, name="tunelab-fit", daemon=True)
+    worker.start()
+    shown = 0
+    try:
+        with err.status("training: waiting for workers …") as status:
+            while worker.is_alive() or shown < len(store.epochs(trial_id)):
+                epochs_done = store.epochs(trial_id)
+                for m in epochs_done[shown:]:
+                    err.print(_epoch_line(m))
+                shown = max(shown, len(epochs_done))
+                status.update(f"training: epoch {min(shown + 1, cfg.epochs)}/{cfg.epochs} · {time.monotonic() - t0:,.0f}s")
+                worker.join(timeout=0.5)
+    except KeyboardInterrupt:
+        store.finish_trial(trial_id, "stopped")
+        store.finish_run(run_id, "stopped", error="interrupted")
+        raise
+
+    result = outcome.get("result")
+    error = None
+    if "exception" in outcome:
+        e = outcome["exception"]
+        error = f"{type(e).__name__}: {str(e).strip().splitlines()[-1][:300] if str(e).strip() else ''}"
+    elif result is not None and result.error:
+        error = result.error
+    status_word = "failed" if error else "completed"
+    store.finish_trial(trial_id, status_word, error=error or "")
+    store.finish_run(run_id, status_word, error=error or "")
+    trial = store.get_trial(trial_id) or {}
+    record = {
+        "run_id": run_id, "trial_id": trial_id, "status": status_word, "model": cfg.model, "dataset": cfg.dataset,
+        "labels": cfg.labels, "epochs": trial.get("epochs_done", 0), "val_acc": trial.get("best_val_acc"),
+        "test_acc": trial.get("test_acc"), "test_acc_coarse": trial.get("test_acc_coarse"),
+        "wall_time_s": round(time.monotonic() - t0, 1), "checkpoint": trial.get("checkpoint"), "error": error,
+    }
+    if as_json:
+        _print_json(record)
+    elif error:
+        err.print(f"run {run_id} failed after {record['wall_time_s']}s: {error}")
+    else:
+        coarse = f", coarse {100 * record['test_acc_coarse']:.2f}%" if record["test_acc_coarse"] is not None else ""
+        out.print(
+            f"run {run_id}: {cfg.model} on {cfg.dataset}, {record['epochs']} epochs — val {100 * (record['val_acc'] or 0):.2f}%, "
+            f"test {100 * (record['test_acc'] or 0):.2f}%{coarse} in {record['wall_time_s']}s"
+        )
+    if error:
+        raise typer.Exit(1)
+
+
+# ------------------------------------------------------------------------------------------ results
+
+
+@app.command()
+def leaderboard(
+    dataset: DatasetName = typer.Option(..., help="dataset"),
+    label: LabelKind = typer.Option(LabelKind.fine, help="label kind"),
+    limit: int = typer.Option(20, min=1, help="rows to show"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output only"),
+) -> None:
+    """Best trials for a dataset, ranked by validation accuracy, with test accuracy."""
+    from dashboards import leaderboard_table
+
+    if dataset is DatasetName.mnist and label is LabelKind.coarse:
+        raise UserError("MNIST has no coarse labels; drop --label coarse")
+    rows = _store(_settings()).leaderboard(dataset.value, label.value, limit)
+    if as_json:
+        _print_json(rows)
+    elif not rows:
+        out.print(f"no results for {dataset.value}/{label.value} yet; run `tunelab train --dataset {dataset.value}`")
+    else:
+        out.print(leaderboard_table(rows, dataset.value, label.value))
+
+
+@app.command()
+def runs(
+    limit: int = typer.Option(50, min=1, help="rows to show"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output only"),
+) -> None:
+    """Runs, newest first."""
+    from dashboards import runs_table
+
+    rs = _store(_settings()).list_runs(limit)
+    if as_json:
+        _print_json(rs)
+    elif not rs:
+        out.print("no runs yet; start one with `tunelab train`")
+    else:
+        out.print(runs_table(rs))
+
+
+# ------------------------------------------------------------------------------------------- main
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    """Entry point: run the CLI; one line and exit 2 for usage and user errors."""
+    command = typer.main.get_command(app)
+    try:
+        rv = command.main(args=argv, prog_name="tunelab", standalone_mode=False)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("interrupted", markup=False)
+        sys.exit(130)
+    except typer.TyperException as e:  # click-style usage errors (typer vendors click)
+        ctx = getattr(e, "ctx", None)
+        if type(e).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            out.print(ctx.get_help(), markup=False)
+            sys.exit(0)
+        where = ctx.command_path if ctx is not None else "tunelab"
+        msg = " ".join(e.format_message().replace("Value error, ", "").split())
+        err.print(f"error: {msg} (see `{where} --help`)", markup=False)
+        sys.exit(getattr(e, "exit_code", 2) or 2)
+    except _user_errors() as e:
+        err.print(f"error: {e}", markup=False)
+        sys.exit(2)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+if __name__ == "__main__":
+    main()
