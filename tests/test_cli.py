@@ -1,0 +1,136 @@
+"""The `tunelab` CLI end to end, as a user runs it: real processes, real Ray, the embedded Redis, real MNIST."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jobs import data
+from results import embedded
+from tests.conftest import ROOT, run_cli
+
+
+@pytest.fixture
+def user_env(tmp_path):
+    """A fresh user: an empty data root and the embedded result store (stopped afterwards)."""
+    env = {"TUNELAB_DATA_DIR": str(tmp_path / "data"), "TUNELAB_REDIS_URL": "", "RAY_ADDRESS": ""}
+    yield env
+    embedded.stop(tmp_path / "data")
+
+
+@pytest.fixture(scope="module")
+def mnist_user_env(tmp_path_factory, mnist_source):
+    """A user who has imported real MNIST (with `tunelab data import`), shared by the tests that write nothing."""
+    root = tmp_path_factory.mktemp("user") / "data"
+    env = {"TUNELAB_DATA_DIR": str(root), "TUNELAB_REDIS_URL": "", "RAY_ADDRESS": ""}
+    imp = run_cli("data", "import", str(mnist_source), env=env)
+    assert imp.returncode == 0 and "MD5s verified" in imp.stdout, imp.stderr
+    yield env
+    embedded.stop(root)
+
+
+def _one_line_error(proc, needle):
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+BAD_TRAIN = [
+    (["--model", "resnet9000"], "unknown model 'resnet9000'"),
+    (["--dataset", "svhn"], "'svhn' is not one of"),
+    (["--epochs", "-1"], "epochs: Input should be greater than or equal to 1"),
+    (["--epochs", "two"], "--epochs"),
+    (["--labels", "coarse"], "coarse labels exist only for cifar100"),
+    (["--batch-size", "0"], "batch_size"),
+    (["--lr", "-0.1"], "lr"),
+    (["--dataset", "cifar100"], "CIFAR-100 is not in the data root"),
+]
+
+
+@pytest.mark.parametrize("args,needle", BAD_TRAIN, ids=[" ".join(a) for a, _ in BAD_TRAIN])
+def test_bad_train_input_is_one_line_exit_2_and_writes_nothing(mnist_user_env, args, needle):
+    _one_line_error(run_cli("train", *args, env=mnist_user_env), needle)
+    runs = run_cli("runs", "--json", env=mnist_user_env)
+    assert runs.returncode == 0 and json.loads(runs.stdout) == []
+
+
+def test_missing_data_offline_names_the_fix(user_env):
+    line = _one_line_error(run_cli("train", "--dataset", "mnist", env=user_env), "MNIST is not in the data root")
+    assert "tunelab data import DIR" in line
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["leaderboard", "--dataset", "mnist", "--label", "coarse"], "MNIST has no coarse labels"),
+    (["leaderboard"], "Missing option '--dataset'"),
+    (["data", "import", "/nonexistent/folder"], "is not a folder"),
+    (["data", "download", "svhn"], "'svhn' is not one of"),
+    (["nonsense"], "No such command"),
+])
+def test_other_bad_input(user_env, args, needle):
+    _one_line_error(run_cli(*args, env=user_env), needle)
+
+
+def test_unreachable_redis_url_is_one_line_without_the_password(user_env):
+    env = {**user_env, "TUNELAB_REDIS_URL": "redis://:hunter2@127.0.0.1:1/0"}
+    line = _one_line_error(run_cli("runs", env=env), "cannot reach Redis")
+    assert "hunter2" not in line and "***" in line
+
+
+def test_data_info(mnist_user_env):
+    info = run_cli("data", "info", "--json", env=mnist_user_env)
+    recs = {r["name"]: r for r in json.loads(info.stdout)["datasets"]}
+    assert recs["mnist"]["present"] and recs["mnist"]["train"] == 60_000 and recs["mnist"]["test"] == 10_000
+    assert not recs["cifar100"]["present"]
+
+
+def test_models_list_json():
+    proc = run_cli("models", "list", "--dataset", "mnist", "--json")
+    recs = {r["name"]: r for r in json.loads(proc.stdout)}
+    assert recs["cnn"]["params"] == 431_242 and recs["resnet20"]["family"] == "resnet_cifar"
+
+
+def test_mnist_two_workers_reaches_98_5_and_lands_on_the_leaderboard(mnist_user_env):
+    """The issue's acceptance run: full MNIST, 2 epochs, 2 DDP workers, test accuracy >= 98.5 %."""
+    user_env = mnist_user_env
+    proc = run_cli("train", "--dataset", "mnist", "--model", "cnn", "--epochs", "2", "--workers", "2", env=user_env)
+    assert proc.returncode == 0, proc.stderr
+    assert "epoch 1/2" in proc.stderr and "epoch 2/2" in proc.stderr  # live progress, one line per epoch
+    summary = proc.stdout.strip().splitlines()[-1]
+    assert summary.startswith("run ") and "test" in summary
+
+    lb = json.loads(run_cli("leaderboard", "--dataset", "mnist", "--json", env=user_env).stdout)
+    assert len(lb) == 1
+    row = lb[0]
+    assert row["run_id"] in summary and row["model"] == "cnn" and row["epochs"] == 2
+    assert row["test_acc"] >= 0.985, row
+    assert row["val_acc"] >= 0.98 and row["status"] == "completed"
+
+    runs = json.loads(run_cli("runs", "--json", env=user_env).stdout)
+    assert runs[0]["id"] == row["run_id"] and runs[0]["config"]["workers"] == 2
+
+    table = run_cli("leaderboard", "--dataset", "mnist", env=user_env)
+    assert row["run_id"] in table.stdout and f"{100 * row['test_acc']:.2f}" in table.stdout
+
+
+def test_cifar100_generated_folder_records_fine_and_coarse(user_env, tmp_path):
+    root = user_env["TUNELAB_DATA_DIR"]
+    gen = subprocess.run([sys.executable, "-m", "tests.fakedata", "cifar100", root, "--train", "1500", "--test", "300"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert gen.returncode == 0, gen.stderr
+    assert data.is_available("cifar100", Path(root))
+    proc = run_cli("train", "--dataset", "cifar100", "--model", "resnet20", "--epochs", "2", "--batch-size", "50",
+                   "--optimizer", "sgd", "--lr", "0.05", "--json", env=user_env)
+    assert proc.returncode == 0, proc.stderr
+    rec = json.loads(proc.stdout)  # --json: stdout is the record and nothing else
+    assert rec["status"] == "completed" and rec["dataset"] == "cifar100" and rec["labels"] == "fine"
+    assert rec["test_acc_coarse"] >= rec["test_acc"] > 0.02
+    fine = json.loads(run_cli("leaderboard", "--dataset", "cifar100", "--json", env=user_env).stdout)
+    coarse = json.loads(run_cli("leaderboard", "--dataset", "cifar100", "--label", "coarse", "--json", env=user_env).stdout)
+    assert fine[0]["run_id"] == coarse[0]["run_id"] == rec["run_id"]
+    assert coarse[0]["test_acc"] == pytest.approx(rec["test_acc_coarse"])
+    assert coarse[0]["val_acc"] >= fine[0]["val_acc"]
