@@ -21,6 +21,15 @@ def _when(ts: Optional[float]) -> str:
     return "—" if ts is None else _dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
 
 
+def pretrained_label(value: Optional[str]) -> str:
+    """'—' for none, 'hub' for the model hub's weights, else the weights file's name."""
+    if value in (None, "", "false"):
+        return "—"
+    if value == "true":
+        return "hub"
+    return value.replace("\\", "/").rsplit("/", 1)[-1]
+
+
 def leaderboard_table(rows: list[dict], dataset: str, label: str) -> Table:
     """The leaderboard for `dataset`/`label` as a table, best validation accuracy first."""
     t = Table(title=f"{dataset} · {label} labels — ranked by validation accuracy", title_justify="left")
@@ -32,7 +41,7 @@ def leaderboard_table(rows: list[dict], dataset: str, label: str) -> Table:
     for r in rows:
         # Text(...) keeps names literal: no rich markup from user-chosen strings.
         t.add_row(
-            str(r["rank"]), Text(r["run_id"]), Text(str(r["model"])), Text(str(r["pretrained"])),
+            str(r["rank"]), Text(r["run_id"]), Text(str(r["model"])), Text(pretrained_label(r["pretrained"])),
             Text(str(r["augment"])), str(r["epochs"]), _pct(r["val_acc"]), _pct(r["test_acc"]),
             _num(r["images_per_s"]), _num(r["train_time_s"], "{:,.1f}"), _num(r["n_params"]), Text(str(r["status"])),
         )

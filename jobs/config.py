@@ -31,8 +31,14 @@ class TrainConfig(BaseModel):
     warmup_epochs: float = Field(0.3, ge=0)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     augment: str = "none"
+    pretrained: str = Field("false", description="false, true (hub or its local cache) or a weights file path")
+    input_size: Optional[int] = Field(None, ge=16, le=512, description="resize inputs to this (e.g. 224 for "
+                                      "pretrained weights); None: native size with small-image stems")
+    freeze_epochs: int = Field(0, ge=0, description="train only the head for the first K epochs")
+    backbone_lr_scale: float = Field(1.0, ge=0, le=1, description="backbone learning rate as a fraction of the head's")
     val_fraction: float = Field(0.1, gt=0, lt=1)
-    subset: Optional[int] = Field(None, ge=100, description="use only this many training images (val carved from them)")
+    subset: Optional[int] = Field(None, ge=100, description="smoke test: at most this many training images "
+                                  "(validation carved from them) and this many test images")
     seed: int = Field(0, ge=0)
     workers: int = Field(1, ge=1, le=4096)
     cpus_per_worker: Optional[float] = Field(None, gt=0)
@@ -44,6 +50,12 @@ class TrainConfig(BaseModel):
     def _check(self) -> "TrainConfig":
         if self.labels == "coarse" and self.dataset != "cifar100":
             raise ValueError("coarse labels exist only for cifar100; drop --labels coarse")
+        if self.pretrained.lower() in ("", "0", "no", "none", "false"):
+            object.__setattr__(self, "pretrained", "false")
+        elif self.pretrained.lower() in ("1", "yes", "true"):
+            object.__setattr__(self, "pretrained", "true")
+        if self.freeze_epochs >= self.epochs:
+            raise ValueError(f"freeze_epochs {self.freeze_epochs} leaves no epoch to fine-tune the backbone; use fewer than --epochs")
         if self.batch_size < self.workers:
             raise ValueError(f"batch_size {self.batch_size} is smaller than workers {self.workers}; raise --batch-size")
         if self.warmup_epochs >= self.epochs and self.schedule != "constant":
@@ -56,6 +68,11 @@ class TrainConfig(BaseModel):
         if self.lr is not None:
             return self.lr
         return 0.1 if self.optimizer == "sgd" else 2e-3
+
+    @property
+    def pretrained_weights(self):
+        """None (random init), True (hub weights) or the weights file path, as `models.build` takes it."""
+        return None if self.pretrained == "false" else True if self.pretrained == "true" else self.pretrained
 
     @property
     def per_worker_batch(self) -> int:

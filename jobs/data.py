@@ -414,7 +414,10 @@ def split_indices(n: int, val_fraction: float, seed: int, subset: Optional[int] 
 
 
 def prepare(raw: RawDataset, labels: str, val_fraction: float, seed: int, subset: Optional[int] = None) -> PreparedData:
-    """Split `raw` into train/validation (seeded, from train) and test, on the chosen label kind."""
+    """Split `raw` into train/validation (seeded, from train) and test, on the chosen label kind.
+
+    `subset` (a smoke-test knob) caps both the training pool and the test set at that many images, seeded.
+    """
     s = spec(raw.name)
     if labels not in s.num_classes:
         raise JobError(f"{s.title} has no {labels!r} labels; choose one of: {', '.join(s.num_classes)}")
@@ -423,12 +426,16 @@ def prepare(raw: RawDataset, labels: str, val_fraction: float, seed: int, subset
         ytr, yte, names, f2c = raw.train_y_coarse, raw.test_y_coarse, raw.coarse_names, None
     else:
         ytr, yte, names, f2c = raw.train_y, raw.test_y, raw.class_names, raw.fine_to_coarse
+    test_x = raw.test_x
+    if subset is not None and subset < len(yte):
+        te_idx = np.sort(np.random.default_rng(seed + 1).permutation(len(yte))[:subset])
+        test_x, yte = np.ascontiguousarray(test_x[te_idx]), yte[te_idx]
     return PreparedData(
         dataset=raw.name, labels=labels, num_classes=s.num_classes[labels], in_chans=s.in_chans,
         img_size=s.img_size, mean=s.mean, std=s.std,
         train_x=np.ascontiguousarray(raw.train_x[tr_idx]), train_y=ytr[tr_idx],
         val_x=np.ascontiguousarray(raw.train_x[va_idx]), val_y=ytr[va_idx],
-        test_x=raw.test_x, test_y=yte, class_names=list(names or []), fine_to_coarse=f2c,
+        test_x=test_x, test_y=yte, class_names=list(names or []), fine_to_coarse=f2c,
     )
 
 

@@ -44,23 +44,33 @@ def _as_tensor(a: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 class _Normalizer:
-    """uint8 batch -> normalised float batch on the training device."""
+    """uint8 batch -> normalised float batch on the training device, resized when the model wants another size."""
 
-    def __init__(self, mean, std, device):
+    def __init__(self, mean, std, device, size: Optional[int] = None):
         self.scale = (1.0 / (255.0 * torch.tensor(std, device=device))).view(1, -1, 1, 1)
         self.shift = (torch.tensor(mean, device=device) / torch.tensor(std, device=device)).view(1, -1, 1, 1)
+        self.size = size
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return x.float().mul_(self.scale).sub_(self.shift)
+        x = x.float().mul_(self.scale).sub_(self.shift)
+        if self.size is not None and x.shape[-1] != self.size:
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=False)
+        return x
 
 
 def _make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    # No weight decay on norms and biases (standard for ResNets and transformers alike).
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (no_decay if p.ndim <= 1 else decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    """Four groups: backbone/head x decay/no-decay. No weight decay on norms and biases; the backbone's peak
+    rate is `backbone_lr_scale` times the head's (fine-tuning keeps pretrained features)."""
+    head_ids = {id(p) for p in models.head_parameters(model)}
+    groups = []
+    for is_head in (False, True):
+        for decay in (True, False):
+            params = [p for p in model.parameters()
+                      if p.requires_grad and (id(p) in head_ids) == is_head and (p.ndim > 1) == decay]
+            if params:
+                scale = 1.0 if is_head else cfg.backbone_lr_scale
+                groups.append({"params": params, "weight_decay": cfg.weight_decay if decay else 0.0,
+                               "lr": cfg.peak_lr * scale, "lr_scale": scale, "is_head": is_head})
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.peak_lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
     return torch.optim.AdamW(groups, lr=cfg.peak_lr)
@@ -69,9 +79,10 @@ def _make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer
 def _make_schedule(cfg: TrainConfig, opt: torch.optim.Optimizer, steps_per_epoch: int):
     total = max(1, cfg.epochs * steps_per_epoch)
     warm = int(cfg.warmup_epochs * steps_per_epoch)
-    if cfg.schedule == "onecycle":
+    if cfg.schedule == "onecycle" and total >= 4:  # OneCycleLR needs at least 2 steps up and 2 down
         return torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=cfg.peak_lr, total_steps=total, pct_start=min(0.5, max(warm, 1) / total),
+            opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=total,
+            pct_start=min(0.5, max(warm, 2) / total),
             anneal_strategy="cos", cycle_momentum=False, div_factor=25.0, final_div_factor=1e3,
         )
 
@@ -130,20 +141,30 @@ def run_training(
     world_size: int = 1,
     device: Optional[torch.device] = None,
     resume_state: Optional[dict] = None,
+    init_state: Optional[dict] = None,
     wrap_model: Callable[[nn.Module], nn.Module] = lambda m: m,
 ) -> nn.Module:
     """Train `cfg.model` on `data`; call `report(metrics, state)` after every epoch. Returns the trained model.
 
     `state` (model, optimizer, scheduler, epoch) is given on rank 0 only; the last epoch's metrics carry the
-    test accuracy. Runs as one process when `world_size` is 1 and no process group exists.
+    test accuracy. Runs as one process when `world_size` is 1 and no process group exists. `init_state`
+    (pretrained weights, already adapted by the driver) replaces loading `cfg.pretrained` here.
     """
     device = device or torch.device("cpu")
     if device.type == "cpu":
         torch.set_num_threads(cfg.threads_per_worker())
     torch.manual_seed(cfg.seed)
 
-    model = models.build(cfg.model, num_classes=data.num_classes, in_chans=data.in_chans, img_size=data.img_size)
+    img_size = cfg.input_size or data.img_size
+    pretrained = None if init_state is not None else cfg.pretrained_weights
+    model = models.build(cfg.model, num_classes=data.num_classes, in_chans=data.in_chans, img_size=img_size,
+                         pretrained=pretrained)
+    if init_state is not None:
+        model.load_state_dict(init_state)
     n_params = models.count_parameters(model)
+    mean, std = data.mean, data.std
+    if cfg.pretrained_weights is not None:
+        mean, std = models.input_normalization(model, data.in_chans) or (mean, std)
     model = model.to(device)
     start_epoch = 0
     per_worker_batch = cfg.per_worker_batch
@@ -165,7 +186,7 @@ def run_training(
     train_x, train_y = _as_tensor(data.train_x, device), _as_tensor(data.train_y, device)
     val_x, val_y = _as_tensor(data.val_x, torch.device("cpu")), _as_tensor(data.val_y, torch.device("cpu"))
     f2c = torch.as_tensor(data.fine_to_coarse, device=device) if data.fine_to_coarse is not None else None
-    norm = _Normalizer(data.mean, data.std, device)
+    norm = _Normalizer(mean, std, device, size=img_size if img_size != data.img_size else None)
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     run_start = time.perf_counter()
 
@@ -180,8 +201,12 @@ def run_training(
             loss = criterion(train_model(xb), yb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if epoch < cfg.freeze_epochs:  # head only: the backbone's rate is 0 while frozen
+                for g in optimizer.param_groups:
+                    if not g["is_head"]:
+                        g["lr"] = 0.0
             optimizer.step()
-            scheduler.step()
+            scheduler.step()  # recomputes every group's rate from the schedule
             loss_sum += loss.detach()
         train_time = time.perf_counter() - t0
         train_loss = _all_reduce(loss_sum.double().reshape(1))[0].item() / (steps_per_epoch * world_size)
@@ -194,7 +219,7 @@ def run_training(
             "train_loss": train_loss,
             "val_loss": val["loss"],
             "val_acc": val["acc"],
-            "lr": optimizer.param_groups[0]["lr"],
+            "lr": optimizer.param_groups[-1]["lr"],  # the head's (groups are ordered backbone, head)
             "images_per_s": steps_per_epoch * per_worker_batch * world_size / train_time,
             "epoch_time_s": time.perf_counter() - t0,
             "time_total_s": time.perf_counter() - run_start,
@@ -206,6 +231,7 @@ def run_training(
             test_x, test_y = _as_tensor(data.test_x, torch.device("cpu")), _as_tensor(data.test_y, torch.device("cpu"))
             test = evaluate(model, test_x, test_y, norm, cfg.eval_batch_size, rank, world_size, f2c, device)
             metrics["test_acc"] = test["acc"]
+            metrics["test_images"] = len(test_y)
             metrics["test_loss"] = test["loss"]
             if "acc_coarse" in test:
                 metrics["test_acc_coarse"] = test["acc_coarse"]
@@ -246,6 +272,7 @@ def train_loop_per_worker(config: dict) -> None:
 
     cfg = TrainConfig.model_validate(config["cfg"])
     data: PreparedData = ray.get(config["data"])
+    init_state = ray.get(config["init"]) if config.get("init") is not None else None
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = ray.train.torch.get_device()
@@ -270,4 +297,4 @@ def train_loop_per_worker(config: dict) -> None:
         return ray.train.torch.prepare_model(model, move_to_device=False)
 
     run_training(cfg, data, report=report, rank=rank, world_size=world, device=device,
-                 resume_state=resume_state, wrap_model=wrap)
+                 resume_state=resume_state, init_state=init_state, wrap_model=wrap)

@@ -21,6 +21,27 @@ def leaderboards_for(cfg: TrainConfig) -> dict[str, dict[str, str]]:
     return boards
 
 
+def initial_state(cfg: TrainConfig, num_classes: int, in_chans: int, img_size: int) -> Optional[dict]:
+    """Check that `cfg.model` builds for this data; with `cfg.pretrained`, the adapted pretrained weights.
+
+    Runs on the driver before anything starts, so a bad model name, a missing weights file or weights that do
+    not fit fail at once; workers then load the returned state (from the object store) instead of each
+    fetching weights, so nodes need neither the file nor the hub.
+    """
+    import torch
+
+    import models
+
+    size = cfg.input_size or img_size
+    if cfg.pretrained_weights is None:
+        with torch.device("meta"):  # shapes only: no memory, no init cost
+            models.build(cfg.model, num_classes=num_classes, in_chans=in_chans, img_size=size)
+        return None
+    model = models.build(cfg.model, num_classes=num_classes, in_chans=in_chans, img_size=size,
+                         pretrained=cfg.pretrained_weights)
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
 @dataclass
 class FitResult:
     metrics: dict
@@ -37,7 +58,8 @@ def resolve_resources(cfg: TrainConfig, cluster_cpus: float, local: bool) -> Tra
     return cfg.model_copy(update={"cpus_per_worker": float(cpus)})
 
 
-def fit(cfg: TrainConfig, data_ref, *, run_id: str, trial_id: str, redis_url: str, storage_path: str) -> FitResult:
+def fit(cfg: TrainConfig, data_ref, *, run_id: str, trial_id: str, redis_url: str, storage_path: str,
+        init_ref=None) -> FitResult:
     """Train under Ray Train with `cfg.workers` DDP workers; every epoch goes to the store via StoreCallback.
 
     A worker that dies is replaced and the run resumes from its latest checkpoint (up to `cfg.max_failures`).
@@ -55,7 +77,7 @@ def fit(cfg: TrainConfig, data_ref, *, run_id: str, trial_id: str, redis_url: st
     os.makedirs(storage_path, exist_ok=True) if "://" not in storage_path else None
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"cfg": cfg.model_dump(), "data": data_ref},
+        train_loop_config={"cfg": cfg.model_dump(), "data": data_ref, "init": init_ref},
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         scaling_config=ScalingConfig(num_workers=cfg.workers, use_gpu=use_gpu, resources_per_worker=resources),
         run_config=RunConfig(
@@ -67,7 +89,12 @@ def fit(cfg: TrainConfig, data_ref, *, run_id: str, trial_id: str, redis_url: st
             worker_runtime_env={"env_vars": {"OMP_NUM_THREADS": str(int(cfg.cpus_per_worker or 1))}},
         ),
     )
-    result = trainer.fit()
+    try:
+        result = trainer.fit()
+    except Exception as e:  # Train V2 raises when the run fails for good
+        msg = str(e).strip().splitlines()
+        return FitResult(metrics={}, checkpoint_path=None, storage_path=storage_path,
+                         error=f"{type(e).__name__}: {(msg[-1] if msg else '')[:300]}")
     error = None
     if result.error is not None:
         error = f"{type(result.error).__name__}: {str(result.error).strip().splitlines()[-1][:300]}"

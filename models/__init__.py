@@ -1,8 +1,19 @@
 """What learns: a registry of model builders addressed by stable names.
 
-`build(name, num_classes, in_chans, img_size)` is the one door in; `list_models()` names what is there.
+`build(name, num_classes, in_chans, img_size, pretrained)` is the one door in; `list_models()` names what is
+there, and any timm model is buildable as `timm/<name>`.
 """
 
-from models.registry import ModelError, ModelInfo, build, count_parameters, list_models, model_info
+from models.registry import (
+    ModelError,
+    ModelInfo,
+    build,
+    count_parameters,
+    head_parameters,
+    input_normalization,
+    list_models,
+    model_info,
+)
 
-__all__ = ["ModelError", "ModelInfo", "build", "count_parameters", "list_models", "model_info"]
+__all__ = ["ModelError", "ModelInfo", "build", "count_parameters", "head_parameters", "input_normalization",
+           "list_models", "model_info"]

@@ -12,7 +12,7 @@ def _conv_out(size: int, kernel: int = 3) -> int:
 
 
 @register_model("cnn", family="cnn", native_img_size=28, description="classic basic CNN: 2 conv + 2 dense (Keras MNIST example)")
-def cnn(num_classes: int, in_chans: int, img_size: int) -> nn.Module:
+def cnn(num_classes: int, in_chans: int, img_size: int, pretrained=None) -> nn.Module:
     """Conv 32 3x3 - max-pool - Conv 64 3x3 - max-pool - Dense 256 - Dropout 0.5 - Dense classes."""
     side = _conv_out(_conv_out(img_size) // 2) // 2
     return nn.Sequential(
@@ -27,4 +27,20 @@ def cnn(num_classes: int, in_chans: int, img_size: int) -> nn.Module:
         nn.ReLU(inplace=True),
         nn.Dropout(0.5),
         nn.Linear(256, num_classes),
+    )
+
+
+def _conv_bn(cin: int, cout: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+@register_model("cnn_bn", family="cnn", native_img_size=32,
+                description="small VGG-style CNN with batch norm: 3 stages of 2 conv (32/64/128), global pool")
+def cnn_bn(num_classes: int, in_chans: int, img_size: int, pretrained=None) -> nn.Module:
+    """(conv-BN-ReLU x2, max-pool) at 32 and 64 channels, conv-BN-ReLU x2 at 128, global average pool, dense."""
+    return nn.Sequential(
+        *_conv_bn(in_chans, 32), *_conv_bn(32, 32), nn.MaxPool2d(2),
+        *_conv_bn(32, 64), *_conv_bn(64, 64), nn.MaxPool2d(2),
+        *_conv_bn(64, 128), *_conv_bn(128, 128),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(128, num_classes),
     )

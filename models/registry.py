@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Optional, Union
 
 import torch.nn as nn
 
+Pretrained = Union[None, bool, str, Path]
+
+# Below this input size, builders adapt stems and early strides to small images; at or above it (inputs resized
+# to the weights' resolution) they keep the ImageNet layout.
+SMALL_INPUT = 64
+
 
 class ModelError(ValueError):
-    """A model that cannot be built as asked (unknown name, unsupported input); the message says the fix."""
+    """A model that cannot be built as asked (unknown name, unsupported input, weights that do not fit)."""
 
 
 @dataclass(frozen=True)
@@ -19,42 +26,56 @@ class ModelInfo:
     native_img_size: int
     description: str
     builder: Callable[..., nn.Module]
+    timm_name: Optional[str] = None  # the timm architecture behind it (pretrained weights come from there)
+    reference: str = ""  # where the published parameter count comes from
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
+TIMM_PREFIX = "timm/"
 
 
-def register_model(name: str, family: str, native_img_size: int, description: str):
-    """Decorator: make `fn(num_classes, in_chans, img_size) -> nn.Module` buildable as `name`."""
+def register_model(name: str, family: str, native_img_size: int, description: str,
+                   timm_name: Optional[str] = None, reference: str = ""):
+    """Decorator: make `fn(num_classes, in_chans, img_size, pretrained) -> nn.Module` buildable as `name`."""
 
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise RuntimeError(f"model {name!r} registered twice")
-        _REGISTRY[name] = ModelInfo(name, family, native_img_size, description, fn)
+        _REGISTRY[name] = ModelInfo(name, family, native_img_size, description, fn, timm_name, reference)
         return fn
 
     return wrap
 
 
 def list_models() -> list[str]:
-    """Every registered model name, sorted."""
+    """Every registered model name, sorted (any timm model is also buildable as `timm/<name>`)."""
     _load_families()
     return sorted(_REGISTRY)
 
 
 def model_info(name: str) -> ModelInfo:
-    """The registry entry for `name`; ModelError naming the choices if there is none."""
+    """The registry entry for `name` (or a `timm/<name>` passthrough); ModelError naming the choices otherwise."""
     _load_families()
-    try:
+    if name in _REGISTRY:
         return _REGISTRY[name]
-    except KeyError:
-        raise ModelError(
-            f"unknown model {name!r}; choose one of: {', '.join(sorted(_REGISTRY))} (see `tunelab models list`)"
-        ) from None
+    if name.startswith(TIMM_PREFIX):
+        from models.timm_models import timm_passthrough
+
+        return timm_passthrough(name[len(TIMM_PREFIX):])
+    raise ModelError(
+        f"unknown model {name!r}; choose one of: {', '.join(sorted(_REGISTRY))}, or timm/<name> "
+        f"(see `tunelab models list`)"
+    )
 
 
-def build(name: str, num_classes: int, in_chans: int = 3, img_size: int = 32, **kwargs) -> nn.Module:
-    """A freshly initialised model `name` for `in_chans`x`img_size`x`img_size` inputs and `num_classes` outputs."""
+def build(name: str, num_classes: int, in_chans: int = 3, img_size: int = 32, pretrained: Pretrained = None,
+          **kwargs) -> nn.Module:
+    """A model `name` for `in_chans`x`img_size`x`img_size` inputs and `num_classes` outputs.
+
+    `pretrained`: None/False (random init), True (ImageNet weights from the model hub or its local cache), or
+    a weights file. The classifier is always new; 1-channel inputs reuse RGB weights. Below 64 px the stem is
+    adapted to small images; at the weights' resolution (e.g. 224) the ImageNet layout is kept.
+    """
     info = model_info(name)
     if num_classes < 2:
         raise ModelError(f"num_classes must be at least 2 (got {num_classes})")
@@ -62,7 +83,16 @@ def build(name: str, num_classes: int, in_chans: int = 3, img_size: int = 32, **
         raise ModelError(f"in_chans must be 1 or 3 (got {in_chans})")
     if not 16 <= img_size <= 512:
         raise ModelError(f"img_size must be between 16 and 512 pixels (got {img_size})")
-    return info.builder(num_classes=num_classes, in_chans=in_chans, img_size=img_size, **kwargs)
+    if pretrained is False or pretrained in ("", "false", "False", "none"):
+        pretrained = None
+    if pretrained in ("true", "True"):
+        pretrained = True
+    if pretrained is not None and info.timm_name is None:
+        raise ModelError(f"{name} has no ImageNet weights (family {info.family}); pretrained transfer needs a timm "
+                         f"family such as resnet18, efficientnet_b0, tf_efficientnet_lite0 or vit_tiny")
+    if isinstance(pretrained, (str, Path)) and not Path(pretrained).is_file():
+        raise ModelError(f"weights file {pretrained} does not exist; pass a path to a state dict (.pth/.safetensors)")
+    return info.builder(num_classes=num_classes, in_chans=in_chans, img_size=img_size, pretrained=pretrained, **kwargs)
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -70,6 +100,26 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def head_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The classifier's parameters (timm's `get_classifier()`, else the last Linear layer)."""
+    if hasattr(model, "get_classifier"):
+        head = model.get_classifier()
+        return list(head.parameters()) if isinstance(head, nn.Module) else []
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return list(linears[-1].parameters()) if linears else []
+
+
+def input_normalization(model: nn.Module, in_chans: int) -> Optional[tuple[tuple[float, ...], tuple[float, ...]]]:
+    """(mean, std) that the model's ImageNet weights expect, per input channel; None for families without weights."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    if "mean" not in cfg or "std" not in cfg:
+        return None
+    mean, std = tuple(cfg["mean"]), tuple(cfg["std"])
+    if in_chans == 1:  # grey inputs through summed RGB filters: the channel average is what they saw
+        mean, std = (sum(mean) / len(mean),), (sum(std) / len(std),)
+    return mean, std
+
+
 def _load_families() -> None:
     # Importing a family module registers its models; kept lazy so `models.registry` has no import cycle.
-    from models import cnn, resnet_cifar  # noqa: F401
+    from models import cnn, resnet_cifar, timm_models, wrn  # noqa: F401

@@ -69,6 +69,16 @@ class CifarResNet(nn.Module):
         return self.fc(x)
 
 
-@register_model("resnet20", family="resnet_cifar", native_img_size=32, description="CIFAR ResNet-20 (He et al. 2016), 0.27 M params")
-def resnet20(num_classes: int, in_chans: int, img_size: int) -> nn.Module:
-    return CifarResNet(20, num_classes, in_chans)
+def _register(depth: int, params: str) -> None:
+    def builder(num_classes: int, in_chans: int, img_size: int, pretrained=None) -> nn.Module:
+        return CifarResNet(depth, num_classes, in_chans)
+
+    register_model(
+        f"resnet{depth}", family="resnet_cifar", native_img_size=32,
+        description=f"CIFAR ResNet-{depth} (He et al. 2016), {params} params",
+        reference="He et al. 2016, Deep Residual Learning, Table 6 (CIFAR-10)",
+    )(builder)
+
+
+for _depth, _params in ((20, "0.27 M"), (32, "0.46 M"), (56, "0.85 M"), (110, "1.7 M")):
+    _register(_depth, _params)

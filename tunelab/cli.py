@@ -25,7 +25,8 @@ app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
 app.add_typer(store_app, name="store")
 
-out = Console(highlight=False, soft_wrap=True)
+# Wide when piped (no terminal to fit): tables stay readable in logs and files.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -120,22 +121,37 @@ def models_list(
     dataset: DatasetName = typer.Option(DatasetName.cifar100, help="count parameters for this dataset's inputs and classes"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output only"),
 ) -> None:
-    """Registered models with their family and parameter count."""
+    """Registered models: family, parameters for a dataset, native input size, pretrained weights available."""
+    import torch
+
     import models
     from jobs import data
+    from models.timm_models import weights_source
 
     sp = data.spec(dataset.value)
     recs = []
     for name in models.list_models():
         info = models.model_info(name)
-        m = models.build(name, num_classes=sp.num_classes["fine"], in_chans=sp.in_chans, img_size=sp.img_size)
-        recs.append({"name": name, "family": info.family, "params": models.count_parameters(m),
-                     "native_img_size": info.native_img_size, "description": info.description})
+        with torch.device("meta"):  # counting needs shapes, not memory
+            m = models.build(name, num_classes=sp.num_classes["fine"], in_chans=sp.in_chans, img_size=sp.img_size)
+        recs.append({
+            "name": name, "family": info.family, "params": models.count_parameters(m), "dataset": dataset.value,
+            "native_img_size": info.native_img_size,
+            "pretrained": weights_source(info.timm_name) if info.timm_name else "none",
+            "timm_name": info.timm_name, "description": info.description,
+        })
     if as_json:
         _print_json(recs)
         return
+    from rich.table import Table
+
+    t = Table(title=f"models — parameters for {dataset.value} ({sp.num_classes['fine']} classes); any timm model "
+                    f"also works as timm/<name>", title_justify="left")
+    for col in ("name", "family", "params", "native px", "ImageNet weights", "description"):
+        t.add_column(col, justify="right" if col in ("params", "native px") else "left")
     for r in recs:
-        out.print(f"{r['name']:<12} {r['family']:<13} {r['params']:>12,} params ({dataset.value})  {r['description']}")
+        t.add_row(r["name"], r["family"], f"{r['params']:,}", str(r["native_img_size"]), r["pretrained"], r["description"])
+    out.print(t)
 
 
 # ----------------------------------------------------------------------------------------------- store
@@ -166,6 +182,13 @@ def store_stop() -> None:
 # ----------------------------------------------------------------------------------------------- train
 
 
+def _pretrained_arg(value: str) -> str:
+    """'false'/'true' as given; a path made absolute, so the record says which file it was."""
+    if value.lower() in ("false", "true", "0", "1", "no", "yes", "none", ""):
+        return value.lower()
+    return str(Path(value).expanduser().resolve())
+
+
 def _new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
 
@@ -193,7 +216,12 @@ def train(
     schedule: Optional[str] = typer.Option(None, help="onecycle, cosine or constant (with warm-up) [onecycle]"),
     weight_decay: Optional[float] = typer.Option(None, help="weight decay [5e-4]"),
     label_smoothing: Optional[float] = typer.Option(None, help="label smoothing [0]"),
-    subset: Optional[int] = typer.Option(None, help="train on only this many images (validation carved from them)"),
+    subset: Optional[int] = typer.Option(None, help="smoke test: use at most N training images (validation carved from them) and N test images"),
+    pretrained: str = typer.Option("false", help="ImageNet weights: false, true (model hub / local cache) or a file path"),
+    input_size: Optional[int] = typer.Option(None, help="resize inputs to this many pixels (e.g. 224, the weights' "
+                                             "resolution); default: native size with small-image stems"),
+    freeze_epochs: int = typer.Option(0, help="train only the classifier for the first K epochs"),
+    backbone_lr_scale: float = typer.Option(1.0, help="backbone learning rate as a fraction of the head's (e.g. 0.1)"),
     seed: int = typer.Option(0, help="seed for init, split and shuffling"),
     cpus_per_worker: Optional[float] = typer.Option(None, help="CPUs per worker [local: all cores / workers]"),
     gpus_per_worker: float = typer.Option(0.0, help="GPUs per worker (0: CPU training)"),
@@ -210,7 +238,8 @@ def train(
         dataset=dataset.value, labels=labels.value, model=model, epochs=epochs, workers=workers,
         batch_size=batch_size, lr=lr, optimizer=optimizer, schedule=schedule, weight_decay=weight_decay,
         label_smoothing=label_smoothing, subset=subset, seed=seed, cpus_per_worker=cpus_per_worker,
-        gpus_per_worker=gpus_per_worker,
+        gpus_per_worker=gpus_per_worker, pretrained=_pretrained_arg(pretrained), input_size=input_size,
+        freeze_epochs=freeze_epochs, backbone_lr_scale=backbone_lr_scale,
     )
     import models
     from jobs import data
@@ -224,8 +253,11 @@ def train(
     err.print(f"loading {cfg.dataset} from {s.data_dir} …")
     prepared = data.prepare(data.load(cfg.dataset, s.data_dir), cfg.labels, cfg.val_fraction, cfg.seed, cfg.subset)
 
+    from jobs.train import fit, initial_state, leaderboards_for, resolve_resources
+
+    init = initial_state(cfg, prepared.num_classes, prepared.in_chans, prepared.img_size)
+
     from cluster import connect
-    from jobs.train import fit, leaderboards_for, resolve_resources
 
     err.print("starting Ray …" if not address else f"connecting to Ray at {address} …")
     info = connect(address)
@@ -238,18 +270,19 @@ def train(
     store.start_run(run_id, kind="train", name=name or f"{cfg.model}-{cfg.dataset}", dataset=cfg.dataset,
                     labels=cfg.labels, config=cfg.model_dump(), storage_path=storage_path)
     store.start_trial(trial_id, run_id=run_id, model=cfg.model, dataset=cfg.dataset, labels=cfg.labels,
-                      boards=leaderboards_for(cfg), augment=cfg.augment, pretrained="false",
+                      boards=leaderboards_for(cfg), augment=cfg.augment, pretrained=cfg.pretrained,
                       params={k: v for k, v in cfg.model_dump().items() if k not in ("dataset", "model")})
     err.print(f"run {run_id}: {cfg.model} on {cfg.dataset} ({len(prepared.train_y):,} train / {len(prepared.val_y):,} val / "
               f"{len(prepared.test_y):,} test), {cfg.workers} worker(s) × {cfg.cpus_per_worker:g} CPU, {cfg.epochs} epochs")
     data_ref = ray.put(prepared)
+    init_ref = ray.put(init) if init is not None else None
 
     outcome: dict = {}
 
     def _fit() -> None:
         try:
             outcome["result"] = fit(cfg, data_ref, run_id=run_id, trial_id=trial_id, redis_url=store.url,
-                                    storage_path=storage_path)
+                                    storage_path=storage_path, init_ref=init_ref)
         except BaseException as e:  # reported below; the run is marked failed
             outcome["exception"] = e
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+import models
 from jobs import data
 from jobs.config import make_config
 from jobs.errors import JobError, TrainingDiverged
@@ -96,3 +97,33 @@ def test_bad_config_is_one_readable_line(values, match):
     with pytest.raises(JobError, match=match) as e:
         make_config(**values)
     assert "\n" not in str(e.value)
+
+
+def test_frozen_backbone_then_fine_tuned_at_a_lower_rate(tmp_path):
+    fakedata.write_cifar100(tmp_path, n_train=400, n_test=100)
+    cfg = make_config(dataset="cifar100", model="resnet20", epochs=2, batch_size=40, optimizer="sgd", lr=0.05,
+                      freeze_epochs=1, backbone_lr_scale=0.1, schedule="constant", warmup_epochs=0)
+    prepared = data.prepare(data.load("cifar100", tmp_path), "fine", cfg.val_fraction, cfg.seed)
+    torch.manual_seed(cfg.seed)
+    init = models.build("resnet20", num_classes=100, in_chans=3, img_size=32).state_dict()
+    _, reports = _train(cfg, prepared)
+    after1, after2 = reports[0][1]["model"], reports[1][1]["model"]
+    head = {"fc.weight", "fc.bias"}
+    backbone = [k for k in init if k not in head and not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    assert all(torch.equal(after1[k], init[k]) for k in backbone), "backbone moved while frozen"
+    assert not torch.equal(after1["fc.weight"], init["fc.weight"]), "head did not train while frozen"
+    assert any(not torch.equal(after2[k], after1[k]) for k in backbone), "backbone never fine-tuned"
+    groups = reports[1][1]["optimizer"]["param_groups"]
+    lrs = {g["is_head"]: g["lr"] for g in groups}
+    assert lrs[False] == pytest.approx(0.1 * lrs[True])
+
+
+@pytest.mark.parametrize("name", models.list_models())
+def test_every_registered_model_trains_an_epoch_on_real_mnist(mnist_raw, name):
+    # The acceptance run (`tunelab train --model NAME --epochs 1 --subset 512`) at smaller scale, without Ray.
+    cfg = make_config(dataset="mnist", model=name, epochs=1, subset=128, batch_size=32, seed=0)
+    prepared = data.prepare(mnist_raw, "fine", cfg.val_fraction, cfg.seed, cfg.subset)
+    _, reports = _train(cfg, prepared)
+    m = reports[-1][0]
+    assert m["epoch"] == 1 and math.isfinite(m["train_loss"]) and m["test_images"] == 128
+    assert 0.0 <= m["test_acc"] <= 1.0
