@@ -32,7 +32,14 @@ def write_section(name: str, body: str) -> None:
     """Replace (or append) the section between `<!-- name:start -->` and `<!-- name:end -->` in RESULTS.md."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-    block = f"{start}\n_Measured {stamp} on {machine()}._\n\n{body.strip()}\n{end}"
+    body = body.strip()
+    stamp_line = f"_Measured {stamp} on {machine()}._"
+    if body.startswith("#"):  # keep the heading first
+        heading, _, rest = body.partition("\n")
+        body = f"{heading}\n\n{stamp_line}\n{rest}"
+    else:
+        body = f"{stamp_line}\n\n{body}"
+    block = f"{start}\n{body}\n{end}"
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\nEach section names the command that produced it.\n"
     if start in text:
         text = re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _: block, text, flags=re.S)

@@ -40,8 +40,15 @@ def _one_line_error(proc, needle):
     return lines[0]
 
 
+WEIGHTS = str(ROOT.parent / "shared" / "weights" / "tf_efficientnet_lite0.in1k.pth")
+
 BAD_TRAIN = [
     (["--model", "resnet9000"], "unknown model 'resnet9000'"),
+    (["--model", "timm/resnet9000"], "timm has no model 'resnet9000'"),
+    (["--model", "resnet18", "--pretrained", WEIGHTS], "do not fit resnet18"),
+    (["--model", "tf_efficientnet_lite0", "--pretrained", "/no/such/weights.pth"], "does not exist"),
+    (["--model", "cnn", "--pretrained", "true"], "cnn has no ImageNet weights"),
+    (["--freeze-epochs", "2", "--epochs", "2"], "freeze_epochs 2 leaves no epoch"),
     (["--dataset", "svhn"], "'svhn' is not one of"),
     (["--epochs", "-1"], "epochs: Input should be greater than or equal to 1"),
     (["--epochs", "two"], "--epochs"),
@@ -52,7 +59,7 @@ BAD_TRAIN = [
 ]
 
 
-@pytest.mark.parametrize("args,needle", BAD_TRAIN, ids=[" ".join(a) for a, _ in BAD_TRAIN])
+@pytest.mark.parametrize("args,needle", BAD_TRAIN, ids=[" ".join(a).replace(WEIGHTS, "W") for a, _ in BAD_TRAIN])
 def test_bad_train_input_is_one_line_exit_2_and_writes_nothing(mnist_user_env, args, needle):
     _one_line_error(run_cli("train", *args, env=mnist_user_env), needle)
     runs = run_cli("runs", "--json", env=mnist_user_env)
@@ -134,3 +141,31 @@ def test_cifar100_generated_folder_records_fine_and_coarse(user_env, tmp_path):
     assert fine[0]["run_id"] == coarse[0]["run_id"] == rec["run_id"]
     assert coarse[0]["test_acc"] == pytest.approx(rec["test_acc_coarse"])
     assert coarse[0]["val_acc"] >= fine[0]["val_acc"]
+
+
+def test_pretrained_file_is_recorded_and_shown_on_the_leaderboard(mnist_user_env):
+    env = mnist_user_env
+    proc = run_cli("train", "--dataset", "mnist", "--model", "tf_efficientnet_lite0", "--pretrained", WEIGHTS,
+                   "--epochs", "1", "--subset", "512", "--batch-size", "64", "--lr", "0.001", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    rec = json.loads(proc.stdout)
+    assert rec["status"] == "completed" and rec["model"] == "tf_efficientnet_lite0"
+    rows = json.loads(run_cli("leaderboard", "--dataset", "mnist", "--json", env=env).stdout)
+    row = next(r for r in rows if r["run_id"] == rec["run_id"])
+    assert row["pretrained"] == WEIGHTS
+    run = next(r for r in json.loads(run_cli("runs", "--json", env=env).stdout) if r["id"] == rec["run_id"])
+    assert run["config"]["pretrained"] == WEIGHTS
+    table = run_cli("leaderboard", "--dataset", "mnist", env=env).stdout
+    assert "tf_efficientnet_lite0.in1k.pth" in table
+
+
+def test_models_list_covers_every_family():
+    recs = json.loads(run_cli("models", "list", "--json").stdout)
+    names = {r["name"] for r in recs}
+    assert {"cnn", "cnn_bn", "resnet20", "resnet32", "resnet56", "resnet110", "wrn16_4", "wrn28_10", "resnet18",
+            "resnet50", "efficientnet_b0", "tf_efficientnet_lite0", "vit_tiny", "vit_small"} <= names
+    by = {r["name"]: r for r in recs}
+    assert by["resnet18"]["params"] == 11_220_132 and by["resnet18"]["dataset"] == "cifar100"
+    assert by["wrn28_10"]["params"] == 36_536_884
+    assert by["cnn"]["pretrained"] == "none" and by["tf_efficientnet_lite0"]["pretrained"] in ("hub", "cached")
+    assert all(r["native_img_size"] in (28, 32) for r in recs)
