@@ -30,7 +30,7 @@ class TrainConfig(BaseModel):
     schedule: Literal["onecycle", "cosine", "constant"] = "onecycle"
     warmup_epochs: float = Field(0.3, ge=0)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
-    augment: str = "none"
+    augment: str = Field("none", description="augmentation policy, e.g. crop_flip+cutout, mixup:0.4, auto")
     pretrained: str = Field("false", description="false, true (hub or its local cache) or a weights file path")
     input_size: Optional[int] = Field(None, ge=16, le=512, description="resize inputs to this (e.g. 224 for "
                                       "pretrained weights); None: native size with small-image stems")
@@ -54,6 +54,14 @@ class TrainConfig(BaseModel):
             object.__setattr__(self, "pretrained", "false")
         elif self.pretrained.lower() in ("1", "yes", "true"):
             object.__setattr__(self, "pretrained", "true")
+        from jobs.policies import canonical
+
+        object.__setattr__(self, "augment", canonical(self.augment, self.dataset))
+        from jobs.policies import mixes
+
+        if mixes(self.augment, self.dataset) and self.per_worker_batch % 2:
+            raise ValueError(f"mixup/cutmix pair samples within a batch: the per-worker batch "
+                             f"({self.per_worker_batch}) must be even")
         if self.freeze_epochs >= self.epochs:
             raise ValueError(f"freeze_epochs {self.freeze_epochs} leaves no epoch to fine-tune the backbone; use fewer than --epochs")
         if self.batch_size < self.workers:

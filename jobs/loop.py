@@ -8,11 +8,12 @@ from the object store, wraps the model in DDP and reports every epoch with a che
 from __future__ import annotations
 
 import math
-import os
+import queue
 import tempfile
+import threading
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 import torch
@@ -21,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import models
+from jobs.augment import Augmenter
 from jobs.config import TrainConfig
 from jobs.data import PreparedData, epoch_indices
 from jobs.errors import JobError, TrainingDiverged
@@ -43,19 +45,24 @@ def _as_tensor(a: np.ndarray, device: torch.device) -> torch.Tensor:
     return t.to(device, non_blocking=True) if device.type != "cpu" else t
 
 
-class _Normalizer:
-    """uint8 batch -> normalised float batch on the training device, resized when the model wants another size."""
+def _prefetch(batches: Iterator, depth: int = 2) -> Iterator:
+    """Produce `batches` one step ahead in a thread: per-image augmentation overlaps the training step."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
 
-    def __init__(self, mean, std, device, size: Optional[int] = None):
-        self.scale = (1.0 / (255.0 * torch.tensor(std, device=device))).view(1, -1, 1, 1)
-        self.shift = (torch.tensor(mean, device=device) / torch.tensor(std, device=device)).view(1, -1, 1, 1)
-        self.size = size
+    def work() -> None:
+        try:
+            for item in batches:
+                q.put(item)
+        except BaseException as e:  # surfaced in the training thread
+            q.put(e)
+        q.put(done)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.float().mul_(self.scale).sub_(self.shift)
-        if self.size is not None and x.shape[-1] != self.size:
-            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=False)
-        return x
+    threading.Thread(target=work, daemon=True, name="tunelab-augment").start()
+    while (item := q.get()) is not done:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
 
 
 def _make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -104,7 +111,7 @@ def _all_reduce(values: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm: _Normalizer, batch_size: int,
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm: Callable, batch_size: int,
              rank: int = 0, world_size: int = 1, fine_to_coarse: Optional[torch.Tensor] = None,
              device: torch.device = torch.device("cpu")) -> dict:
     """Loss and accuracy (plus coarse accuracy derived from fine predictions) over `x`, summed across ranks."""
@@ -186,8 +193,16 @@ def run_training(
     train_x, train_y = _as_tensor(data.train_x, device), _as_tensor(data.train_y, device)
     val_x, val_y = _as_tensor(data.val_x, torch.device("cpu")), _as_tensor(data.val_y, torch.device("cpu"))
     f2c = torch.as_tensor(data.fine_to_coarse, device=device) if data.fine_to_coarse is not None else None
-    norm = _Normalizer(mean, std, device, size=img_size if img_size != data.img_size else None)
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    size = img_size if img_size != data.img_size else None
+    augment = Augmenter(cfg.augment, data.dataset, mean, std, data.num_classes, device, seed=cfg.seed, rank=rank,
+                        label_smoothing=cfg.label_smoothing, size=size)
+    norm = augment.normalise  # evaluation: normalised (and resized), never augmented
+    if augment.soft_targets:
+        from timm.loss import SoftTargetCrossEntropy
+
+        criterion: nn.Module = SoftTargetCrossEntropy()  # mixup/cutmix targets already carry the smoothing
+    else:
+        criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     run_start = time.perf_counter()
 
     for epoch in range(start_epoch, cfg.epochs):
@@ -195,9 +210,13 @@ def run_training(
         train_model.train()
         idx = epoch_indices(n_train, epoch, cfg.seed, rank, world_size).to(device)
         loss_sum = torch.zeros((), device=device)
-        for step in range(steps_per_epoch):
-            b = idx[step * per_worker_batch : (step + 1) * per_worker_batch]
-            xb, yb = norm(train_x[b]), train_y[b]
+
+        def batches(epoch=epoch, idx=idx) -> Iterator:
+            for step in range(steps_per_epoch):
+                b = idx[step * per_worker_batch : (step + 1) * per_worker_batch]
+                yield augment(train_x[b], train_y[b], epoch=epoch, step=step)
+
+        for xb, yb in (_prefetch(batches()) if augment.per_image else batches()):
             loss = criterion(train_model(xb), yb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from jobs import data
@@ -49,6 +50,10 @@ BAD_TRAIN = [
     (["--model", "tf_efficientnet_lite0", "--pretrained", "/no/such/weights.pth"], "does not exist"),
     (["--model", "cnn", "--pretrained", "true"], "cnn has no ImageNet weights"),
     (["--freeze-epochs", "2", "--epochs", "2"], "freeze_epochs 2 leaves no epoch"),
+    (["--augment", "sharpen"], "unknown augmentation 'sharpen'"),
+    (["--augment", "crop:99"], "magnitude of 'crop' must be between 0 and 16"),
+    (["--augment", "crop_flip"], "flipped digits are other digits"),
+    (["--augment", "mixup", "--batch-size", "63"], "must be even"),
     (["--dataset", "svhn"], "'svhn' is not one of"),
     (["--epochs", "-1"], "epochs: Input should be greater than or equal to 1"),
     (["--epochs", "two"], "--epochs"),
@@ -131,7 +136,7 @@ def test_cifar100_generated_folder_records_fine_and_coarse(user_env, tmp_path):
     assert gen.returncode == 0, gen.stderr
     assert data.is_available("cifar100", Path(root))
     proc = run_cli("train", "--dataset", "cifar100", "--model", "resnet20", "--epochs", "2", "--batch-size", "50",
-                   "--optimizer", "sgd", "--lr", "0.05", "--json", env=user_env)
+                   "--optimizer", "sgd", "--lr", "0.05", "--augment", "crop_flip+cutout", "--json", env=user_env)
     assert proc.returncode == 0, proc.stderr
     rec = json.loads(proc.stdout)  # --json: stdout is the record and nothing else
     assert rec["status"] == "completed" and rec["dataset"] == "cifar100" and rec["labels"] == "fine"
@@ -141,6 +146,7 @@ def test_cifar100_generated_folder_records_fine_and_coarse(user_env, tmp_path):
     assert fine[0]["run_id"] == coarse[0]["run_id"] == rec["run_id"]
     assert coarse[0]["test_acc"] == pytest.approx(rec["test_acc_coarse"])
     assert coarse[0]["val_acc"] >= fine[0]["val_acc"]
+    assert fine[0]["augment"] == "crop_flip:4+cutout"  # the policy, with its magnitudes, is on the leaderboard
 
 
 def test_pretrained_file_is_recorded_and_shown_on_the_leaderboard(mnist_user_env):
@@ -169,3 +175,20 @@ def test_models_list_covers_every_family():
     assert by["wrn28_10"]["params"] == 36_536_884
     assert by["cnn"]["pretrained"] == "none" and by["tf_efficientnet_lite0"]["pretrained"] in ("hub", "cached")
     assert all(r["native_img_size"] in (28, 32) for r in recs)
+
+
+def test_data_preview_writes_a_readable_png(mnist_user_env, tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "grid.png"
+    proc = run_cli("data", "preview", "--dataset", "mnist", "--augment", "auto", "--out", str(out), env=mnist_user_env)
+    assert proc.returncode == 0, proc.stderr
+    assert "augment=crop:2" in proc.stdout
+    with Image.open(out) as im:
+        assert im.format == "PNG" and im.width > 800 and im.height > 200
+        px = np.asarray(im.convert("L"))
+    assert px.std() > 20  # digits on black tiles, not a blank canvas
+    bad = run_cli("data", "preview", "--dataset", "mnist", "--augment", "nope", "--out", str(tmp_path / "x.png"),
+                  env=mnist_user_env)
+    _one_line_error(bad, "unknown augmentation 'nope'")
+    assert not (tmp_path / "x.png").exists()

@@ -97,6 +97,29 @@ def data_import(folder: Path = typer.Argument(..., help="folder holding the offi
         out.print(f"{n}: imported into {s.data_dir} (MD5s verified)")
 
 
+@data_app.command("preview")
+def data_preview(
+    dataset: DatasetName = typer.Option(..., help="dataset to sample from"),
+    augment: str = typer.Option("auto", help="augmentation policy, e.g. crop_flip+cutout, mixup, randaugment, auto"),
+    out_path: Path = typer.Option(..., "--out", help="PNG file to write"),
+    n: int = typer.Option(32, min=1, max=256, help="how many samples"),
+    seed: int = typer.Option(0, help="which samples and which random draws"),
+) -> None:
+    """Write a labelled grid of training samples before and after augmentation (check a policy by eye)."""
+    from jobs import data
+    from jobs.policies import canonical
+
+    s = _settings()
+    canonical(augment, dataset.value)  # bad policy: one line before loading anything
+    if out_path.suffix.lower() != ".png":
+        raise UserError(f"--out {out_path} must end in .png")
+    data.require(dataset.value, s.data_dir)
+    from jobs.preview import render_preview
+
+    path = render_preview(data.load(dataset.value, s.data_dir), augment, out_path, n=n, seed=seed)
+    out.print(f"wrote {path} ({n} samples, augment={canonical(augment, dataset.value)})")
+
+
 @data_app.command("info")
 def data_info(as_json: bool = typer.Option(False, "--json", help="machine-readable output only")) -> None:
     """Which datasets are in the data root, and their sizes."""
@@ -216,6 +239,8 @@ def train(
     schedule: Optional[str] = typer.Option(None, help="onecycle, cosine or constant (with warm-up) [onecycle]"),
     weight_decay: Optional[float] = typer.Option(None, help="weight decay [5e-4]"),
     label_smoothing: Optional[float] = typer.Option(None, help="label smoothing [0]"),
+    augment: str = typer.Option("none", help="augmentation policy: ops joined by +, each name[:magnitude], e.g. "
+                                "crop_flip+cutout, mixup:0.4, randaugment:9, auto (see README)"),
     subset: Optional[int] = typer.Option(None, help="smoke test: use at most N training images (validation carved from them) and N test images"),
     pretrained: str = typer.Option("false", help="ImageNet weights: false, true (model hub / local cache) or a file path"),
     input_size: Optional[int] = typer.Option(None, help="resize inputs to this many pixels (e.g. 224, the weights' "
@@ -239,7 +264,7 @@ def train(
         batch_size=batch_size, lr=lr, optimizer=optimizer, schedule=schedule, weight_decay=weight_decay,
         label_smoothing=label_smoothing, subset=subset, seed=seed, cpus_per_worker=cpus_per_worker,
         gpus_per_worker=gpus_per_worker, pretrained=_pretrained_arg(pretrained), input_size=input_size,
-        freeze_epochs=freeze_epochs, backbone_lr_scale=backbone_lr_scale,
+        freeze_epochs=freeze_epochs, backbone_lr_scale=backbone_lr_scale, augment=augment,
     )
     import models
     from jobs import data

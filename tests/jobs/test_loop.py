@@ -127,3 +127,14 @@ def test_every_registered_model_trains_an_epoch_on_real_mnist(mnist_raw, name):
     m = reports[-1][0]
     assert m["epoch"] == 1 and math.isfinite(m["train_loss"]) and m["test_images"] == 128
     assert 0.0 <= m["test_acc"] <= 1.0
+
+
+@pytest.mark.parametrize("policy", ["crop_flip+cutout", "mixup", "cutmix", "randaugment", "trivialaugment", "autoaugment"])
+def test_loop_trains_with_each_policy(tmp_path, policy):
+    fakedata.write_cifar100(tmp_path, n_train=300, n_test=60)
+    cfg = make_config(dataset="cifar100", model="resnet20", epochs=1, batch_size=30, augment=policy, label_smoothing=0.1)
+    prepared = data.prepare(data.load("cifar100", tmp_path), "fine", cfg.val_fraction, cfg.seed)
+    _, reports = _train(cfg, prepared)
+    m = reports[-1][0]
+    assert math.isfinite(m["train_loss"]) and 0 <= m["test_acc"] <= 1
+    assert reports[-1][1]["config"]["augment"] == cfg.augment
