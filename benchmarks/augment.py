@@ -124,7 +124,7 @@ def main() -> None:
     lines = [
         "## Input pipeline: batched on-device augmentation vs torchvision DataLoader + PIL (issue 4)",
         "",
-        f"Command: `python benchmarks/augment.py {' '.join(sys.argv[1:])}`".replace(" `", "`", 0),
+        f"Command: `{' '.join(['python benchmarks/augment.py', *sys.argv[1:]])}`",
         "",
         f"CIFAR-shaped uint8 data ({a.images:,} images in memory), batch {a.batch}, {cores} cores, {a.seconds:g} s "
         f"per measurement, all in one run. DataLoader side: `RandomCrop(32, padding=4)`, `RandomHorizontalFlip()`, "

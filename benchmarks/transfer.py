@@ -60,7 +60,7 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
 
-    cmd = "python benchmarks/transfer.py " + " ".join(sys.argv[1:])
+    cmd = " ".join(["python benchmarks/transfer.py", *sys.argv[1:]])
     lines = [
         "## Transfer: ImageNet-pretrained vs scratch (tf_efficientnet_lite0, real MNIST)",
         "",
