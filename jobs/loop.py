@@ -12,6 +12,7 @@ import queue
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
@@ -38,8 +39,9 @@ def _as_tensor(a: np.ndarray, device: torch.device) -> torch.Tensor:
     # Arrays from Ray's object store are read-only views of shared memory; we never write to them,
     # so wrap without copying (torch warns about non-writable arrays, hence the detour through frombuffer).
     if not a.flags.writeable:
-        t = torch.frombuffer(memoryview(a).cast("B"), dtype=torch.uint8 if a.dtype == np.uint8 else torch.int64)
-        t = t.view(a.shape)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            t = torch.from_numpy(a)
     else:
         t = torch.from_numpy(a)
     return t.to(device, non_blocking=True) if device.type != "cpu" else t
@@ -150,12 +152,14 @@ def run_training(
     resume_state: Optional[dict] = None,
     init_state: Optional[dict] = None,
     wrap_model: Callable[[nn.Module], nn.Module] = lambda m: m,
+    evaluate_test: bool = True,
 ) -> nn.Module:
     """Train `cfg.model` on `data`; call `report(metrics, state)` after every epoch. Returns the trained model.
 
     `state` (model, optimizer, scheduler, epoch) is given on rank 0 only; the last epoch's metrics carry the
     test accuracy. Runs as one process when `world_size` is 1 and no process group exists. `init_state`
-    (pretrained weights, already adapted by the driver) replaces loading `cfg.pretrained` here.
+    (pretrained weights, already adapted by the driver) replaces loading `cfg.pretrained` here. Sweeps pass
+    `evaluate_test=False`: they select on validation and test only the chosen trials at the end.
     """
     device = device or torch.device("cpu")
     if device.type == "cpu":
@@ -246,7 +250,7 @@ def run_training(
         }
         if "acc_coarse" in val:
             metrics["val_acc_coarse"] = val["acc_coarse"]
-        if epoch + 1 == cfg.epochs:
+        if epoch + 1 == cfg.epochs and evaluate_test:
             test_x, test_y = _as_tensor(data.test_x, torch.device("cpu")), _as_tensor(data.test_y, torch.device("cpu"))
             test = evaluate(model, test_x, test_y, norm, cfg.eval_batch_size, rank, world_size, f2c, device)
             metrics["test_acc"] = test["acc"]
@@ -265,6 +269,26 @@ def run_training(
             }
         report(metrics, state)
     return model
+
+
+def evaluate_checkpoint(cfg: TrainConfig, data: PreparedData, state: dict) -> dict:
+    """Test metrics (test_acc, test_loss, test_acc_coarse) of the model in a checkpoint, in this process."""
+    model = models.build(cfg.model, num_classes=data.num_classes, in_chans=data.in_chans,
+                         img_size=cfg.input_size or data.img_size)
+    model.load_state_dict(state["model"])
+    mean, std = data.mean, data.std
+    if cfg.pretrained_weights is not None:
+        mean, std = models.input_normalization(model, data.in_chans) or (mean, std)
+    size = cfg.input_size if cfg.input_size and cfg.input_size != data.img_size else None
+    norm = Augmenter("none", data.dataset, mean, std, data.num_classes, torch.device("cpu"), size=size).normalise
+    f2c = torch.as_tensor(data.fine_to_coarse) if data.fine_to_coarse is not None else None
+    cpu = torch.device("cpu")
+    test = evaluate(model, _as_tensor(data.test_x, cpu), _as_tensor(data.test_y, cpu), norm, cfg.eval_batch_size,
+                    fine_to_coarse=f2c)
+    out = {"test_acc": test["acc"], "test_loss": test["loss"], "test_images": len(data.test_y)}
+    if "acc_coarse" in test:
+        out["test_acc_coarse"] = test["acc_coarse"]
+    return out
 
 
 def save_checkpoint(state: dict, directory: Path) -> Path:
@@ -316,4 +340,5 @@ def train_loop_per_worker(config: dict) -> None:
         return ray.train.torch.prepare_model(model, move_to_device=False)
 
     run_training(cfg, data, report=report, rank=rank, world_size=world, device=device,
-                 resume_state=resume_state, init_state=init_state, wrap_model=wrap)
+                 resume_state=resume_state, init_state=init_state, wrap_model=wrap,
+                 evaluate_test=config.get("evaluate_test", True))

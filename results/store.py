@@ -205,6 +205,26 @@ class ResultStore:
             self._publish(p, "epoch", run=run_id, trial=trial_id, epoch=epoch)
             p.execute()
 
+    def record_test(self, trial_id: str, metrics: dict) -> None:
+        """Store a trial's test evaluation (test_* metrics), done after selection on validation."""
+        run_id = self.r.hget(keys.trial(trial_id), "run")
+        if run_id is None:
+            raise StoreError(f"no trial {trial_id!r} in the store")
+        fields = {k: v for k, v in metrics.items() if k.startswith(_TEST_PREFIX)}
+        with self.r.pipeline() as p:
+            p.hset(keys.trial(trial_id), mapping=fields)
+            self._publish(p, "test", run=run_id, trial=trial_id)
+            p.execute()
+
+    def set_checkpoint(self, trial_id: str, path: str) -> None:
+        """Record where the trial's latest checkpoint is."""
+        self.r.hset(keys.trial(trial_id), "checkpoint", path)
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        """Set extra fields on a run (JSON-encoded when not plain)."""
+        enc = {k: v if isinstance(v, (str, int, float)) else _dumps(v) for k, v in fields.items()}
+        self.r.hset(keys.run(run_id), mapping=enc)
+
     def finish_trial(self, trial_id: str, status: str, error: str = "") -> None:
         run_id = self.r.hget(keys.trial(trial_id), "run")
         if run_id is None:
@@ -272,6 +292,8 @@ def _num(v: Optional[str]):
 def _decode_run(h: dict) -> dict:
     out = dict(h)
     out["config"] = json.loads(h.get("config") or "{}")
+    if "summary" in out:
+        out["summary"] = json.loads(out["summary"])
     for k in ("started", "ended", "wall_time_s"):
         if k in out:
             out[k] = _num(out[k])

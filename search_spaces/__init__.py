@@ -1,4 +1,6 @@
-"""What to try: YAML sweep recipes and the loader that validates them into Tune search spaces.
+"""What to try: YAML sweep recipes and the loader that validates them into a SweepSpec (Tune search spaces
+are made from it by `jobs.sweep`)."""
 
-Sweeps arrive with issue 5; the training config they will vary is `jobs.config.TrainConfig`.
-"""
+from search_spaces.spec import SpecError, SweepSpec, load
+
+__all__ = ["SpecError", "SweepSpec", "load"]

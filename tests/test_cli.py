@@ -64,11 +64,30 @@ BAD_TRAIN = [
 ]
 
 
+def _in_process(monkeypatch, capsys, env, *args):
+    """`tunelab ARGS` through the same `main()` the console script calls, without a new interpreter (each one
+    costs seconds of torch import here); returns a CompletedProcess-like record."""
+    from tunelab.cli import main
+
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(SystemExit) as e:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(args, e.value.code, out, err)
+
+
 @pytest.mark.parametrize("args,needle", BAD_TRAIN, ids=[" ".join(a).replace(WEIGHTS, "W") for a, _ in BAD_TRAIN])
-def test_bad_train_input_is_one_line_exit_2_and_writes_nothing(mnist_user_env, args, needle):
-    _one_line_error(run_cli("train", *args, env=mnist_user_env), needle)
-    runs = run_cli("runs", "--json", env=mnist_user_env)
+def test_bad_train_input_is_one_line_exit_2_and_writes_nothing(mnist_user_env, args, needle, monkeypatch, capsys):
+    _one_line_error(_in_process(monkeypatch, capsys, mnist_user_env, "train", *args), needle)
+    runs = _in_process(monkeypatch, capsys, mnist_user_env, "runs", "--json")
     assert runs.returncode == 0 and json.loads(runs.stdout) == []
+
+
+def test_bad_input_in_a_fresh_process_too(mnist_user_env):
+    # the console-script path end to end, for two representative mistakes
+    _one_line_error(run_cli("train", "--model", "resnet9000", env=mnist_user_env), "unknown model 'resnet9000'")
+    _one_line_error(run_cli("train", "--epochs", "-1", env=mnist_user_env), "greater than or equal to 1")
 
 
 def test_missing_data_offline_names_the_fix(user_env):
@@ -83,8 +102,8 @@ def test_missing_data_offline_names_the_fix(user_env):
     (["data", "download", "svhn"], "'svhn' is not one of"),
     (["nonsense"], "No such command"),
 ])
-def test_other_bad_input(user_env, args, needle):
-    _one_line_error(run_cli(*args, env=user_env), needle)
+def test_other_bad_input(user_env, args, needle, monkeypatch, capsys):
+    _one_line_error(_in_process(monkeypatch, capsys, user_env, *args), needle)
 
 
 def test_unreachable_redis_url_is_one_line_without_the_password(user_env):
@@ -152,7 +171,7 @@ def test_cifar100_generated_folder_records_fine_and_coarse(user_env, tmp_path):
 def test_pretrained_file_is_recorded_and_shown_on_the_leaderboard(mnist_user_env):
     env = mnist_user_env
     proc = run_cli("train", "--dataset", "mnist", "--model", "tf_efficientnet_lite0", "--pretrained", WEIGHTS,
-                   "--epochs", "1", "--subset", "512", "--batch-size", "64", "--lr", "0.001", "--json", env=env)
+                   "--epochs", "1", "--subset", "256", "--batch-size", "64", "--lr", "0.001", "--json", env=env)
     assert proc.returncode == 0, proc.stderr
     rec = json.loads(proc.stdout)
     assert rec["status"] == "completed" and rec["model"] == "tf_efficientnet_lite0"

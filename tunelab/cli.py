@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import signal
 import sys
 import threading
 import time
@@ -24,6 +26,20 @@ store_app = typer.Typer(no_args_is_help=True, help="The result store (embedded R
 app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
 app.add_typer(store_app, name="store")
+
+
+class _SweepGroup(typer.core.TyperGroup):
+    """`tunelab sweep SPEC.yaml …` runs a recipe; `tunelab sweep resume|show|list …` are subcommands."""
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["run", *args]
+        return super().resolve_command(ctx, args)
+
+
+sweep_app = typer.Typer(cls=_SweepGroup, no_args_is_help=True,
+                        help="Sweeps: `tunelab sweep SPEC.yaml`, then `sweep list`, `sweep show NAME`, `sweep resume NAME`.")
+app.add_typer(sweep_app, name="sweep")
 
 # Wide when piped (no terminal to fit): tables stay readable in logs and files.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -275,12 +291,12 @@ def train(
     if address and not s.redis_url:
         raise UserError("a remote cluster cannot reach the embedded result store; set TUNELAB_REDIS_URL to a Redis both can reach")
 
-    err.print(f"loading {cfg.dataset} from {s.data_dir} …")
-    prepared = data.prepare(data.load(cfg.dataset, s.data_dir), cfg.labels, cfg.val_fraction, cfg.seed, cfg.subset)
-
     from jobs.train import fit, initial_state, leaderboards_for, resolve_resources
 
-    init = initial_state(cfg, prepared.num_classes, prepared.in_chans, prepared.img_size)
+    sp = data.spec(cfg.dataset)  # model and weights checked before any data is read
+    init = initial_state(cfg, sp.num_classes[cfg.labels], sp.in_chans, sp.img_size)
+    err.print(f"loading {cfg.dataset} from {s.data_dir} …")
+    prepared = data.prepare(data.load(cfg.dataset, s.data_dir), cfg.labels, cfg.val_fraction, cfg.seed, cfg.subset)
 
     from cluster import connect
 
@@ -358,6 +374,193 @@ def train(
         )
     if error:
         raise typer.Exit(1)
+
+
+# ----------------------------------------------------------------------------------------------- sweep
+
+
+def _find_sweep(store, name: str) -> dict:
+    for r in store.list_runs(10_000):
+        if r.get("kind") == "sweep" and (r["name"] == name or r["id"] == name):
+            return r
+    raise UserError(f"no sweep named {name!r} in the store; see `tunelab sweep list`")
+
+
+def _run_sweep(spec, settings: Settings, store, *, address: Optional[str], storage: Optional[str], resume_of: Optional[dict]):
+    from cluster import connect
+    from jobs import data
+    from jobs.sweep import run_sweep
+
+    data.require(spec.dataset, settings.data_dir)
+    if address and not settings.redis_url:
+        raise UserError("a remote cluster cannot reach the embedded result store; set TUNELAB_REDIS_URL to a Redis both can reach")
+    storage_path = storage or (resume_of or {}).get("storage_path") or settings.storage_path
+    err.print(f"loading {spec.dataset} from {settings.data_dir} …")
+    prepared = data.prepare(data.load(spec.dataset, settings.data_dir), spec.labels, 0.1, spec.seed, spec.subset)
+    err.print("starting Ray …" if not address else f"connecting to Ray at {address} …")
+    connect(address)
+    import ray
+
+    if resume_of:
+        run_id = resume_of["id"]
+        store.update_run(run_id, status="running")
+    else:
+        run_id = _new_run_id()
+        store.start_run(run_id, kind="sweep", name=spec.name, dataset=spec.dataset, labels=spec.labels,
+                        config=spec.model_dump(), storage_path=storage_path)
+    data_ref = ray.put(prepared)
+    t0 = time.monotonic()
+    stop_view = threading.Event()
+
+    def view() -> None:  # compact live view from the store: one line per finished trial, a status line
+        seen: set[str] = set()
+        with err.status("sweep: starting trials …") as status:
+            while not stop_view.wait(1.0):
+                trials = store.run_trials(run_id)
+                for t in trials:
+                    if t.get("status") in ("completed", "stopped", "failed") and t["id"] not in seen:
+                        seen.add(t["id"])
+                        val = t.get("best_val_acc")
+                        shown = f"val {100 * val:.2f}%" if val is not None else (t.get("error") or "")[:120]
+                        err.print(f"trial {t['id'].rsplit('-', 1)[-1]} {t.get('status'):<9} {str(t.get('model')):<14} "
+                                  f"epochs {t.get('epochs_done', 0)}  {shown}", markup=False)
+                running = sum(1 for t in trials if t.get("status") == "running")
+                best = max((t.get("best_val_acc") or 0 for t in trials), default=0)
+                status.update(f"sweep {spec.name}: {len(trials)} trials, {running} running, best val "
+                              f"{100 * best:.2f}% · {time.monotonic() - t0:,.0f}s")
+
+    viewer = threading.Thread(target=view, name="tunelab-sweep-view", daemon=True)
+    viewer.start()
+    # Ctrl-C and SIGTERM both become Tune's graceful stop (SIGUSR1: trials stop, the experiment state is
+    # saved for `sweep resume`); a second one stops at once.
+    interrupted = threading.Event()
+
+    def _stop(signum, frame):
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+        interrupted.set()
+        err.print("stopping the sweep gracefully (again to stop at once) …", markup=False)
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        summary = run_sweep(spec, store, run_id, data_ref, storage_path, resume=resume_of is not None)
+    except KeyboardInterrupt:
+        summary = None
+    except Exception as e:
+        store.finish_run(run_id, "failed", error=f"{type(e).__name__}: {str(e)[:300]}")
+        raise UserError(f"sweep {spec.name} failed: {type(e).__name__}: {(str(e).strip().splitlines() or [''])[-1][:300]}") from None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        stop_view.set()
+        viewer.join(timeout=5)
+    if summary is None or summary.interrupted or interrupted.is_set():
+        store.finish_run(run_id, "stopped", error="interrupted")
+        err.print(f"sweep {spec.name} interrupted; `tunelab sweep resume {spec.name}` finishes it", markup=False)
+        raise typer.Exit(130)
+    store.finish_run(run_id, "completed")
+    return run_id, summary
+
+
+def _print_summary(spec_name: str, run_id: str, summary, as_json: bool) -> None:
+    rec = {"run_id": run_id, "name": spec_name, "best_trial": summary.best_trial, "best_val_acc": summary.best_val_acc,
+           "test_acc": summary.test.get("test_acc"), "best_config": summary.best_config, "counts": summary.counts,
+           "wall_time_s": summary.wall_time_s}
+    if as_json:
+        _print_json(rec)
+        return
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(summary.counts.items()))
+    best = (f"best {summary.best_trial}: val {100 * summary.best_val_acc:.2f}%"
+            + (f", test {100 * rec['test_acc']:.2f}%" if rec["test_acc"] is not None else "")
+            + f" with {json.dumps(summary.best_config, sort_keys=True)}") if summary.best_trial else "no trial finished an epoch"
+    out.print(f"sweep {spec_name} ({run_id}): {counts} in {summary.wall_time_s}s; {best}", markup=False)
+
+
+@sweep_app.command("run", hidden=True)
+def sweep_run(
+    spec_path: Path = typer.Argument(..., metavar="SPEC.yaml", help="a recipe, e.g. search_spaces/mnist_smoke.yaml"),
+    name: Optional[str] = typer.Option(None, help="name of the sweep [the recipe's]"),
+    samples: Optional[int] = typer.Option(None, min=1, help="trials to sample [the recipe's]"),
+    max_concurrent: Optional[int] = typer.Option(None, min=1, help="trials at once [the recipe's]"),
+    address: Optional[str] = typer.Option(None, envvar="RAY_ADDRESS", help="Ray cluster address; none: local"),
+    storage: Optional[str] = typer.Option(None, envvar="TUNELAB_STORAGE", help="experiment storage path or URI"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON only"),
+) -> None:
+    """Run a sweep recipe with Ray Tune; every trial and epoch goes to the store."""
+    import search_spaces
+
+    try:
+        spec = search_spaces.load(spec_path)
+        changes = {k: v for k, v in (("name", name), ("max_concurrent", max_concurrent)) if v is not None}
+        if samples is not None:
+            changes["budget"] = spec.budget.model_copy(update={"samples": samples})
+        if changes:
+            spec = search_spaces.SweepSpec.model_validate({**spec.model_dump(), **changes,
+                                                           **({"budget": changes["budget"].model_dump()} if "budget" in changes else {})})
+    except search_spaces.SpecError as e:
+        raise UserError(str(e)) from None
+    except Exception as e:  # pydantic on the overridden values
+        raise UserError(f"{spec_path}: {str(e).splitlines()[-1] if str(e) else e}") from None
+    s = _settings()
+    store = _store(s)
+    if any(r.get("kind") == "sweep" and r["name"] == spec.name for r in store.list_runs(10_000)):
+        raise UserError(f"a sweep named {spec.name!r} exists; `tunelab sweep resume {spec.name}` continues it, "
+                        f"or pass --name for a new one")
+    run_id, summary = _run_sweep(spec, s, store, address=address, storage=storage, resume_of=None)
+    _print_summary(spec.name, run_id, summary, as_json)
+
+
+@sweep_app.command("resume")
+def sweep_resume(
+    name: str = typer.Argument(..., help="the sweep's name (see `tunelab sweep list`)"),
+    address: Optional[str] = typer.Option(None, envvar="RAY_ADDRESS", help="Ray cluster address; none: local"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON only"),
+) -> None:
+    """Continue an interrupted sweep: finished trials are kept, unfinished and errored ones continue."""
+    import search_spaces
+
+    s = _settings()
+    store = _store(s)
+    run = _find_sweep(store, name)
+    spec = search_spaces.SweepSpec.model_validate(run["config"])
+    exp = Path(run["storage_path"]) / spec.name
+    if "://" not in run["storage_path"] and not (exp / "tuner.pkl").exists():
+        raise UserError(f"no Tune experiment at {exp} to resume (was the storage deleted?)")
+    run_id, summary = _run_sweep(spec, s, store, address=address, storage=run["storage_path"], resume_of=run)
+    _print_summary(spec.name, run_id, summary, as_json)
+
+
+@sweep_app.command("list")
+def sweep_list(as_json: bool = typer.Option(False, "--json", help="machine-readable output only")) -> None:
+    """Sweeps, newest first."""
+    from dashboards import runs_table
+
+    sweeps = [r for r in _store(_settings()).list_runs(10_000) if r.get("kind") == "sweep"]
+    if as_json:
+        _print_json(sweeps)
+    elif not sweeps:
+        out.print("no sweeps yet; run one with `tunelab sweep search_spaces/mnist_smoke.yaml`")
+    else:
+        out.print(runs_table(sweeps))
+
+
+@sweep_app.command("show")
+def sweep_show(
+    name: str = typer.Argument(..., help="the sweep's name or run id"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output only"),
+) -> None:
+    """A sweep's trials, best validation accuracy first, with its summary."""
+    from dashboards import trials_table
+
+    store = _store(_settings())
+    run = _find_sweep(store, name)
+    trials = store.run_trials(run["id"])
+    if as_json:
+        _print_json({"run": run, "trials": trials})
+        return
+    out.print(trials_table(run, trials))
 
 
 # ------------------------------------------------------------------------------------------ results

@@ -1,0 +1,313 @@
+"""The sweep job: Ray Tune over training configs, with early stopping, search algorithms, resume, and one
+driver-side callback that writes every trial and epoch to the store.
+
+A single-worker trial runs `jobs.loop.run_training` directly inside the Tune function trainable (a nested
+TorchTrainer costs ~12 s per trial on a small machine); a multi-worker trial builds a `TorchTrainer` the
+Train V2 way, reporting through `TuneReportCallback`. Both checkpoint every epoch, so PBT and resume work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import ray
+
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0 and our quiet reporter: no trial tables
+from ray import tune  # noqa: E402
+
+from jobs.config import TrainConfig  # noqa: E402
+from jobs.train import leaderboards_for  # noqa: E402
+
+SweepSpec = Any  # search_spaces.SweepSpec (search_spaces imports jobs.config, not the reverse)
+
+
+def base_values(spec: SweepSpec) -> dict:
+    r = spec.resources
+    return {"dataset": spec.dataset, "labels": spec.labels, "epochs": spec.budget.epochs, "workers": r.workers,
+            "cpus_per_worker": r.cpus_per_worker, "gpus_per_worker": r.gpus_per_worker, "subset": spec.subset,
+            "seed": spec.seed, **spec.fixed}
+
+
+def trial_config(spec_dict: dict, sampled: dict) -> TrainConfig:
+    """The TrainConfig of one trial: sweep settings, fixed values, sampled values, then the model's overrides."""
+    from search_spaces import SweepSpec as Spec
+
+    spec = Spec.model_validate(spec_dict)
+    values = {**base_values(spec), **sampled}
+    values.update(spec.overrides.get(values.get("model", "cnn"), {}))
+    return TrainConfig(**{k: v for k, v in values.items() if v is not None})
+
+
+def param_space(spec: SweepSpec) -> dict:
+    out = {}
+    for key, dist in spec.space.items():
+        (kind, args), = dist.items()
+        if kind == "choice":
+            out[key] = tune.grid_search(args) if spec.search.algorithm == "grid" else tune.choice(args)
+        elif kind == "grid":
+            out[key] = tune.grid_search(args)
+        elif kind == "uniform":
+            out[key] = tune.uniform(*args)
+        elif kind == "loguniform":
+            out[key] = tune.loguniform(*args)
+        elif kind == "randint":
+            out[key] = tune.randint(int(args[0]), int(args[1]))
+        else:
+            out[key] = tune.qloguniform(*args)
+    return out
+
+
+def make_scheduler(spec: SweepSpec):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler, PopulationBasedTraining
+
+    s, epochs = spec.scheduler, spec.budget.epochs
+    if s.type == "fifo":
+        return FIFOScheduler()
+    if s.type == "asha":
+        return ASHAScheduler(time_attr="training_iteration", max_t=epochs, grace_period=min(s.grace_period, epochs),
+                             reduction_factor=s.reduction_factor)
+    if s.type == "hyperband":
+        return HyperBandScheduler(time_attr="training_iteration", max_t=epochs, reduction_factor=s.reduction_factor)
+    mutations = {}
+    for key, dist in (s.hyperparam_mutations or {}).items():
+        (kind, args), = dist.items() if isinstance(dist, dict) else (("choice", dist),)
+        mutations[key] = tune.loguniform(*args) if kind == "loguniform" else tune.uniform(*args) if kind == "uniform" else list(args)
+    return PopulationBasedTraining(time_attr="training_iteration", perturbation_interval=s.perturbation_interval,
+                                   hyperparam_mutations=mutations, seed=spec.search.seed)
+
+
+def make_searcher(spec: SweepSpec):
+    algo = spec.search.algorithm
+    if algo in ("random", "grid"):
+        return None  # Tune's BasicVariantGenerator: random samples, grid_search expanded
+    if algo == "optuna":
+        from ray.tune.search.optuna import OptunaSearch
+
+        searcher = OptunaSearch(seed=spec.search.seed)
+    else:
+        from ray.tune.search.hyperopt import HyperOptSearch
+
+        searcher = HyperOptSearch(random_state_seed=spec.search.seed)
+    from ray.tune.search import ConcurrencyLimiter
+
+    return ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent)
+
+
+def _trainable(config: dict, spec_dict: dict, data_ref, storage_path: str) -> None:
+    """One trial. Reports every epoch (so ASHA and PBT act on it) with a checkpoint."""
+    from ray.train import Checkpoint
+
+    from jobs.loop import load_checkpoint, run_training, save_checkpoint, train_loop_per_worker
+
+    cfg = trial_config(spec_dict, config)
+    # tune.with_parameters hands the object-store value over already resolved (zero-copy numpy arrays)
+    data = ray.get(data_ref) if isinstance(data_ref, ray.ObjectRef) else data_ref
+    if cfg.workers > 1:
+        from ray.train import RunConfig, ScalingConfig
+        from ray.train.torch import TorchTrainer
+        from ray.tune.integration.ray_train import TuneReportCallback
+
+        ctx = tune.get_context()
+        use_gpu = cfg.gpus_per_worker > 0
+        res = {"CPU": cfg.cpus_per_worker or 1, **({"GPU": cfg.gpus_per_worker} if use_gpu else {})}
+        TorchTrainer(
+            train_loop_per_worker,
+            train_loop_config={"cfg": cfg.model_dump(), "data": ray.put(data), "init": None, "evaluate_test": False},
+            scaling_config=ScalingConfig(num_workers=cfg.workers, use_gpu=use_gpu, resources_per_worker=res),
+            run_config=RunConfig(name=f"{ctx.get_experiment_name()}-{ctx.get_trial_id()}", storage_path=storage_path,
+                                 callbacks=[TuneReportCallback()]),
+        ).fit()
+        return
+
+    resume_state = None
+    ckpt = tune.get_checkpoint()
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            resume_state = load_checkpoint(Path(d))
+        old = resume_state.get("config", {})
+        if (old.get("lr"), old.get("weight_decay")) != (cfg.lr, cfg.weight_decay):
+            # PBT restored another trial's checkpoint under a perturbed config: train on with the new values.
+            groups = resume_state["optimizer"]["param_groups"]
+            for g in groups:
+                g["lr"] = g["initial_lr"] = g["max_lr"] = cfg.peak_lr * g.get("lr_scale", 1.0)
+                if g.get("weight_decay"):
+                    g["weight_decay"] = cfg.weight_decay
+            if "base_lrs" in resume_state["scheduler"]:
+                resume_state["scheduler"]["base_lrs"] = [g["lr"] for g in groups]
+
+    def report(metrics: dict, state: Optional[dict]) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            save_checkpoint(state, Path(d))
+            tune.report(metrics, checkpoint=Checkpoint.from_directory(d))
+
+    run_training(cfg, data, report=report, resume_state=resume_state, evaluate_test=False)
+
+
+class SweepStoreCallback(tune.Callback):
+    """On the driver: writes the sweep's trials, every epoch, and each trial's end to the result store."""
+
+    def __init__(self, redis_url: str, run_id: str, spec_dict: dict):
+        self.redis_url, self.run_id, self.spec_dict = redis_url, run_id, spec_dict
+        self.started: set[str] = set()
+        self._store = None
+
+    def __getstate__(self):  # Tune saves its callbacks with the experiment; a connection does not pickle
+        return {**self.__dict__, "_store": None, "started": set()}
+
+    @property
+    def store(self):
+        if self._store is None:
+            from results import ResultStore
+
+            self._store = ResultStore.from_url(self.redis_url)
+        return self._store
+
+    def trial_key(self, trial) -> str:
+        return f"{self.run_id}-{trial.trial_id}"
+
+    def _ensure(self, trial) -> str:
+        tid = self.trial_key(trial)
+        if tid not in self.started:
+            cfg = trial_config(self.spec_dict, trial.config)
+            params = {k: v for k, v in trial.config.items()}
+            self.store.start_trial(tid, run_id=self.run_id, model=cfg.model, dataset=cfg.dataset, labels=cfg.labels,
+                                   boards=leaderboards_for(cfg), augment=cfg.augment, pretrained=cfg.pretrained,
+                                   params=params)
+            self.started.add(tid)
+        return tid
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._ensure(trial)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        tid = self._ensure(trial)
+        metrics = {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if "epoch" in metrics:
+            self.store.record_epoch(tid, metrics)
+        if isinstance(result.get("checkpoint_path"), str):  # multi-worker trials: TuneReportCallback's key
+            self.store.set_checkpoint(tid, result["checkpoint_path"])
+
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+        self.store.set_checkpoint(self._ensure(trial), checkpoint.path)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        tid = self._ensure(trial)
+        done = int((trial.last_result or {}).get("epoch", 0))
+        epochs = trial_config(self.spec_dict, trial.config).epochs
+        self.store.finish_trial(tid, "completed" if done >= epochs else "stopped")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        tid = self._ensure(trial)
+        err = ""
+        if getattr(trial, "error_file", None) and Path(trial.error_file).exists():
+            lines = [ln for ln in Path(trial.error_file).read_text(errors="replace").splitlines() if ln.strip()]
+            err = lines[-1][:300] if lines else ""
+        self.store.finish_trial(tid, "failed", error=err or "trial raised an error")
+
+
+class _Quiet(tune.ProgressReporter):
+    """The CLI shows its own compact view; Tune's trial table every few seconds is noise there."""
+
+    def should_report(self, trials, done=False):
+        return False
+
+    def report(self, trials, done, *sys_info):
+        pass
+
+
+@dataclass
+class SweepSummary:
+    run_id: str
+    name: str
+    best_trial: Optional[str]
+    best_config: dict
+    best_val_acc: Optional[float]
+    test: dict
+    counts: dict = field(default_factory=dict)
+    wall_time_s: float = 0.0
+    interrupted: bool = False
+
+
+def run_sweep(spec: SweepSpec, store, run_id: str, data_ref, storage_path: str, *, resume: bool = False,
+              verbose: int = 0, reuse_actors: bool = True) -> SweepSummary:
+    """Fit (or resume) the sweep, then evaluate the best `top_k_test` trials on the test set."""
+    import logging
+
+    from ray.tune import CheckpointConfig, FailureConfig, RunConfig, TuneConfig, Tuner
+
+    # Ray's background sync of driver artifacts races with Tune's own temp files and logs a harmless
+    # traceback ("Last sync command failed"); the next sync catches up. Keep it out of the user's view.
+    logging.getLogger("ray.train._internal.syncer").setLevel(logging.ERROR)
+
+    spec_dict = spec.model_dump()
+    trainable = tune.with_parameters(_trainable, spec_dict=spec_dict, data_ref=data_ref, storage_path=storage_path)
+    r = spec.resources
+    if r.workers == 1:
+        cpus = r.cpus_per_worker or 1
+        trainable = tune.with_resources(trainable, {"cpu": cpus, "gpu": r.gpus_per_worker})
+    else:  # the trial only drives a TorchTrainer, which asks for the workers' resources itself
+        trainable = tune.with_resources(trainable, {"cpu": 0.01})
+    callback = SweepStoreCallback(store.url, run_id, spec_dict)
+    t0 = time.monotonic()
+    exp_path = str(Path(storage_path) / spec.name) if "://" not in storage_path else f"{storage_path.rstrip('/')}/{spec.name}"
+    if resume:
+        tuner = Tuner.restore(exp_path, trainable=trainable, resume_unfinished=True, resume_errored=True,
+                              param_space=param_space(spec))
+        # callbacks are not part of the restored state: attach ours again
+        tuner._local_tuner._run_config.callbacks = [callback]
+    else:
+        tuner = Tuner(
+            trainable,
+            param_space=param_space(spec),
+            tune_config=TuneConfig(metric=spec.metric, mode=spec.mode, num_samples=spec.budget.samples,
+                                   scheduler=make_scheduler(spec), search_alg=make_searcher(spec),
+                                   max_concurrent_trials=spec.max_concurrent, time_budget_s=spec.budget.time_limit_s,
+                                   # a new trial in a warm process: 0.3 s instead of ~3 s per trial here
+                                   reuse_actors=reuse_actors),
+            run_config=RunConfig(name=spec.name, storage_path=storage_path, callbacks=[callback], verbose=verbose,
+                                 progress_reporter=_Quiet(),
+                                 failure_config=FailureConfig(max_failures=1),
+                                 checkpoint_config=CheckpointConfig(num_to_keep=1)),
+        )
+    grid = tuner.fit()
+    # an interrupted fit returns with trials left unfinished; its experiment state is saved for resume
+    interrupted = grid.num_terminated + grid.num_errors < len(grid)
+    summary = summarise(spec, store, run_id, grid, data_ref, time.monotonic() - t0, test=not interrupted)
+    summary.interrupted = interrupted
+    return summary
+
+
+def summarise(spec: SweepSpec, store, run_id: str, grid, data_ref, wall: float, test: bool = True) -> SweepSummary:
+    """Counts, the best trial on validation, and test accuracy for the best `top_k_test` trials."""
+    from jobs.loop import evaluate_checkpoint, load_checkpoint
+
+    trials = store.run_trials(run_id)
+    counts: dict[str, int] = {}
+    for t in trials:
+        counts[t.get("status", "unknown")] = counts.get(t.get("status", "unknown"), 0) + 1
+    ranked = [t for t in trials if t.get("best_val_acc") is not None]
+    data = ray.get(data_ref) if isinstance(data_ref, ray.ObjectRef) else data_ref
+    tests = {}
+    for t in ranked[: spec.top_k_test if test else 0]:
+        ckpt = t.get("checkpoint")
+        if not ckpt or not Path(ckpt).exists():
+            continue
+        state = load_checkpoint(Path(ckpt))
+        cfg = TrainConfig.model_validate(state["config"])
+        metrics = evaluate_checkpoint(cfg, data, state)
+        store.record_test(t["id"], metrics)
+        tests[t["id"]] = metrics
+    best = ranked[0] if ranked else None
+    summary = SweepSummary(
+        run_id=run_id, name=spec.name, best_trial=best["id"] if best else None,
+        best_config=best.get("params", {}) if best else {}, best_val_acc=best.get("best_val_acc") if best else None,
+        test=tests.get(best["id"], {}) if best else {}, counts=counts, wall_time_s=round(wall, 1),
+    )
+    store.update_run(run_id, summary=json.loads(json.dumps(summary.__dict__, default=str)))
+    return summary

@@ -1,0 +1,132 @@
+"""Sweeps under a real local Ray Tune: ASHA stops trials early and every trial lands in the store; the optuna
+and hyperopt searchers run; a 2-worker trial runs a TorchTrainer; an interrupted sweep resumes without rerunning
+finished trials."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+import search_spaces
+from jobs import data
+from jobs.sweep import run_sweep
+from results import ResultStore
+from tests.conftest import ROOT
+
+
+def _spec(tmp_path, **over):
+    raw = {
+        "name": over.pop("name", "t"), "dataset": "mnist", "subset": 600,
+        "budget": {"epochs": 3, "samples": 4},
+        "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2},
+        "resources": {"workers": 1, "cpus_per_worker": 1}, "max_concurrent": 2, "top_k_test": 1,
+        "fixed": {"model": "cnn", "batch_size": 64},
+        "space": {"lr": {"loguniform": [0.0001, 0.01]}},
+    }
+    for k, v in over.items():
+        raw[k] = {**raw[k], **v} if isinstance(raw.get(k), dict) and isinstance(v, dict) else v
+    p = tmp_path / f"{raw['name']}.yaml"
+    p.write_text(yaml.safe_dump(raw))
+    return search_spaces.load(p)
+
+
+@pytest.fixture(scope="module")
+def mnist_ref(ray_local, mnist_root):
+    import ray
+
+    raw = data.load("mnist", mnist_root)
+    return ray.put(data.prepare(raw, "fine", 0.1, 0, 600))
+
+
+def _sweep(spec, store, tmp_path, mnist_ref, run_id="s1"):
+    store.start_run(run_id, kind="sweep", name=spec.name, dataset="mnist", labels="fine", config=spec.model_dump())
+    return run_sweep(spec, store, run_id, mnist_ref, str(tmp_path / "exp"))
+
+
+def test_asha_stops_trials_early_and_stores_every_trial(tmp_path, store, mnist_ref):
+    spec = _spec(tmp_path, space={"lr": {"loguniform": [0.00003, 0.01]}})
+    summary = _sweep(spec, store, tmp_path, mnist_ref)
+    trials = store.run_trials("s1")
+    assert len(trials) == 4
+    statuses = [t["status"] for t in trials]
+    assert "stopped" in statuses and "completed" in statuses, statuses
+    for t in trials:
+        epochs = store.epochs(t["id"])
+        assert [e["epoch"] for e in epochs] == list(range(1, t["epochs_done"] + 1))
+        assert "test_acc" not in epochs[-1]  # selection on validation: no test peeking per trial
+    best = trials[0]
+    assert best["id"] == summary.best_trial and best["test_acc"] is not None  # top-1 evaluated on test
+    assert all(t.get("test_acc") is None for t in trials[1:])
+    assert summary.counts["completed"] + summary.counts["stopped"] == 4
+    lb = store.leaderboard("mnist")
+    assert lb[0]["trial_id"] == best["id"] and lb[0]["test_acc"] == best["test_acc"]
+    run = store.get_run("s1")
+    assert run["summary"]["best_trial"] == best["id"]
+
+
+@pytest.mark.parametrize("algorithm", ["optuna", "hyperopt"])
+def test_model_based_searchers_run(tmp_path, store, mnist_ref, algorithm):
+    spec = _spec(tmp_path, name=algorithm, budget={"epochs": 1, "samples": 2}, scheduler={"type": "fifo"},
+                 search={"algorithm": algorithm}, space={"lr": {"loguniform": [0.0005, 0.005]},
+                                                         "model": {"choice": ["cnn", "cnn_bn"]}})
+    summary = _sweep(spec, store, tmp_path, mnist_ref, run_id=algorithm)
+    trials = store.run_trials(algorithm)
+    assert len(trials) == 2 and all(t["status"] == "completed" for t in trials)
+    assert len({t["params"]["lr"] for t in trials}) == 2
+    assert summary.best_val_acc is not None
+
+
+def test_two_worker_trial_runs_a_torch_trainer(tmp_path, store, mnist_ref):
+    spec = _spec(tmp_path, name="ddp", budget={"epochs": 1, "samples": 1}, scheduler={"type": "fifo"},
+                 resources={"workers": 2, "cpus_per_worker": 0.5}, max_concurrent=1)  # + the trial's 0.01 CPU fit 2 cores
+    summary = _sweep(spec, store, tmp_path, mnist_ref, run_id="ddp")
+    (t,) = store.run_trials("ddp")
+    assert t["status"] == "completed" and t["epochs_done"] == 1 and t["best_val_acc"] > 0.2
+    assert summary.test.get("test_acc") is not None
+
+
+def test_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path, mnist_source, redis_server):
+    env = {**os.environ, "TUNELAB_DATA_DIR": str(tmp_path / "data"), "TUNELAB_REDIS_URL": redis_server.url,
+           "RAY_ADDRESS": ""}
+    subprocess.run([sys.executable, "-m", "tunelab.cli", "data", "import", str(mnist_source)], env=env, check=True,
+                   capture_output=True, cwd=ROOT)
+    spec_path = tmp_path / "resume.yaml"
+    spec_path.write_text(yaml.safe_dump({
+        "name": "resume-me", "dataset": "mnist", "subset": 600, "budget": {"epochs": 2, "samples": 4},
+        "scheduler": {"type": "fifo"}, "resources": {"workers": 1, "cpus_per_worker": 2}, "max_concurrent": 1,
+        "fixed": {"model": "cnn", "batch_size": 64}, "space": {"lr": {"loguniform": [0.0005, 0.005]}},
+    }))
+    store = ResultStore.from_url(redis_server.url)
+    proc = subprocess.Popen([sys.executable, "-m", "tunelab.cli", "sweep", str(spec_path)], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    first_done = None
+    while time.monotonic() < deadline and first_done is None:
+        time.sleep(0.5)
+        runs = [r for r in store.list_runs() if r.get("name") == "resume-me"]
+        if runs:
+            done = [t for t in store.run_trials(runs[0]["id"]) if t.get("status") == "completed"]
+            first_done = done[0] if done else None
+    assert first_done is not None, "no trial finished before the deadline"
+    proc.send_signal(signal.SIGTERM)  # what a scheduler or `kill` sends
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr
+    run = [r for r in store.list_runs() if r.get("name") == "resume-me"][0]
+    assert store.get_run(run["id"])["status"] == "stopped"
+    before = store.get_trial(first_done["id"])
+
+    res = subprocess.run([sys.executable, "-m", "tunelab.cli", "sweep", "resume", "resume-me", "--json"], env=env,
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    trials = store.run_trials(run["id"])
+    assert len(trials) == 4 and all(t["status"] == "completed" for t in trials), [t["status"] for t in trials]
+    after = store.get_trial(first_done["id"])
+    assert after["started"] == before["started"] and after["ended"] == before["ended"]  # not rerun
+    assert [e["epoch"] for e in store.epochs(first_done["id"])] == [1, 2]
+    assert summary["counts"] == {"completed": 4} and store.get_run(run["id"])["status"] == "completed"
