@@ -79,7 +79,7 @@ def make_scheduler(spec: SweepSpec):
         (kind, args), = dist.items() if isinstance(dist, dict) else (("choice", dist),)
         mutations[key] = tune.loguniform(*args) if kind == "loguniform" else tune.uniform(*args) if kind == "uniform" else list(args)
     return PopulationBasedTraining(time_attr="training_iteration", perturbation_interval=s.perturbation_interval,
-                                   hyperparam_mutations=mutations, seed=spec.search.seed)
+                                   hyperparam_mutations=mutations)
 
 
 def make_searcher(spec: SweepSpec):
@@ -273,7 +273,9 @@ def run_sweep(spec: SweepSpec, store, run_id: str, data_ref, storage_path: str, 
             run_config=RunConfig(name=spec.name, storage_path=storage_path, callbacks=[callback], verbose=verbose,
                                  progress_reporter=_Quiet(),
                                  failure_config=FailureConfig(max_failures=1),
-                                 checkpoint_config=CheckpointConfig(num_to_keep=1)),
+                                 # PBT restores trials from *other* trials' checkpoints, which must still exist
+                                 # when it does: keep a few there, the latest alone otherwise.
+                                 checkpoint_config=CheckpointConfig(num_to_keep=4 if spec.scheduler.type == "pbt" else 1)),
         )
     grid = tuner.fit()
     # an interrupted fit returns with trials left unfinished; its experiment state is saved for resume

@@ -282,10 +282,8 @@ def train(
         gpus_per_worker=gpus_per_worker, pretrained=_pretrained_arg(pretrained), input_size=input_size,
         freeze_epochs=freeze_epochs, backbone_lr_scale=backbone_lr_scale, augment=augment,
     )
-    import models
     from jobs import data
 
-    models.model_info(cfg.model)  # unknown model: fail before anything starts
     data.require(cfg.dataset, s.data_dir)
     store = _store(s)
     if address and not s.redis_url:

@@ -130,3 +130,20 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(tmp_path, m
     assert after["started"] == before["started"] and after["ended"] == before["ended"]  # not rerun
     assert [e["epoch"] for e in store.epochs(first_done["id"])] == [1, 2]
     assert summary["counts"] == {"completed": 4} and store.get_run(run["id"])["status"] == "completed"
+
+
+def test_pbt_perturbs_and_restores_from_checkpoints(tmp_path, store, mnist_ref):
+    spec = _spec(tmp_path, name="pbt", budget={"epochs": 4, "samples": 3}, max_concurrent=3,
+                 resources={"workers": 1, "cpus_per_worker": 0.5},
+                 scheduler={"type": "pbt", "perturbation_interval": 1,
+                            "hyperparam_mutations": {"lr": {"loguniform": [0.0001, 0.01]}, "augment": ["none", "crop:2"]}},
+                 fixed={"model": "cnn", "batch_size": 64, "schedule": "constant", "warmup_epochs": 0})
+    summary = _sweep(spec, store, tmp_path, mnist_ref, run_id="pbt")
+    trials = store.run_trials("pbt")
+    assert len(trials) == 3 and all(t["status"] == "completed" for t in trials), [t.get("error") for t in trials]
+    for t in trials:
+        # A trial that exploits another continues from that trial's (possibly later) checkpoint, so its epoch
+        # numbers may skip ahead, but it starts at 1, ends at the budget, and records each epoch once.
+        epochs = [e["epoch"] for e in store.epochs(t["id"])]
+        assert epochs[0] == 1 and epochs[-1] == 4 and epochs == sorted(set(epochs)), epochs
+    assert summary.test.get("test_acc") is not None
