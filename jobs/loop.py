@@ -36,13 +36,10 @@ Reporter = Callable[[dict, Optional[dict]], None]
 
 
 def _as_tensor(a: np.ndarray, device: torch.device) -> torch.Tensor:
-    # Arrays from Ray's object store are read-only views of shared memory; we never write to them,
-    # so wrap without copying (torch warns about non-writable arrays, hence the detour through frombuffer).
-    if not a.flags.writeable:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            t = torch.from_numpy(a)
-    else:
+    # Arrays from Ray's object store are read-only views of shared memory. We never write to them, so wrap
+    # without copying; torch warns about every non-writable array, which says nothing new here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
         t = torch.from_numpy(a)
     return t.to(device, non_blocking=True) if device.type != "cpu" else t
 

@@ -74,7 +74,8 @@ def fit(cfg: TrainConfig, data_ref, *, run_id: str, trial_id: str, redis_url: st
     resources = {"CPU": cfg.cpus_per_worker or 1}
     if use_gpu:
         resources["GPU"] = cfg.gpus_per_worker
-    os.makedirs(storage_path, exist_ok=True) if "://" not in storage_path else None
+    if "://" not in storage_path:  # a local path; URIs (s3://, gs://) are Ray's to create
+        os.makedirs(storage_path, exist_ok=True)
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"cfg": cfg.model_dump(), "data": data_ref, "init": init_ref},

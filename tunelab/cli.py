@@ -394,7 +394,12 @@ def _run_sweep(spec, settings: Settings, store, *, address: Optional[str], stora
         raise UserError("a remote cluster cannot reach the embedded result store; set TUNELAB_REDIS_URL to a Redis both can reach")
     storage_path = storage or (resume_of or {}).get("storage_path") or settings.storage_path
     err.print(f"loading {spec.dataset} from {settings.data_dir} …")
-    prepared = data.prepare(data.load(spec.dataset, settings.data_dir), spec.labels, 0.1, spec.seed, spec.subset)
+    from jobs.config import TrainConfig
+
+    # the recipe's split if it fixes one (trials are built with the same value)
+    val_fraction = spec.fixed.get("val_fraction", TrainConfig.model_fields["val_fraction"].default)
+    prepared = data.prepare(data.load(spec.dataset, settings.data_dir), spec.labels, val_fraction, spec.seed,
+                            spec.subset)
     err.print("starting Ray …" if not address else f"connecting to Ray at {address} …")
     connect(address)
     import ray
@@ -491,12 +496,11 @@ def sweep_run(
 
     try:
         spec = search_spaces.load(spec_path)
-        changes = {k: v for k, v in (("name", name), ("max_concurrent", max_concurrent)) if v is not None}
+        raw = spec.model_dump()
+        raw.update({k: v for k, v in (("name", name), ("max_concurrent", max_concurrent)) if v is not None})
         if samples is not None:
-            changes["budget"] = spec.budget.model_copy(update={"samples": samples})
-        if changes:
-            spec = search_spaces.SweepSpec.model_validate({**spec.model_dump(), **changes,
-                                                           **({"budget": changes["budget"].model_dump()} if "budget" in changes else {})})
+            raw["budget"]["samples"] = samples
+        spec = search_spaces.SweepSpec.model_validate(raw)  # flags are checked like the file's values
     except search_spaces.SpecError as e:
         raise UserError(str(e)) from None
     except Exception as e:  # pydantic on the overridden values
