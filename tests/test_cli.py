@@ -211,3 +211,9 @@ def test_data_preview_writes_a_readable_png(mnist_user_env, tmp_path):
                   env=mnist_user_env)
     _one_line_error(bad, "unknown augmentation 'nope'")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_bad_sweep_flag_names_the_flag(user_env, monkeypatch, capsys):
+    spec = str(ROOT / "search_spaces" / "mnist_smoke.yaml")
+    line = _one_line_error(_in_process(monkeypatch, capsys, user_env, "sweep", spec, "--name", "bad name!"), "--name:")
+    assert "errors.pydantic.dev" not in line

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from tunelab.settings import Settings, load_settings
@@ -503,8 +504,10 @@ def sweep_run(
         spec = search_spaces.SweepSpec.model_validate(raw)  # flags are checked like the file's values
     except search_spaces.SpecError as e:
         raise UserError(str(e)) from None
-    except Exception as e:  # pydantic on the overridden values
-        raise UserError(f"{spec_path}: {str(e).splitlines()[-1] if str(e) else e}") from None
+    except ValidationError as e:  # a flag's value, checked by the same schema as the file's
+        err0 = e.errors()[0]
+        flag = "--" + str(err0["loc"][-1]).replace("_", "-")
+        raise UserError(f"{flag}: {err0['msg']} (got {err0.get('input')!r})") from None
     s = _settings()
     store = _store(s)
     if any(r.get("kind") == "sweep" and r["name"] == spec.name for r in store.list_runs(10_000)):
