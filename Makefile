@@ -39,6 +39,7 @@ demo: install
 	fi
 	$(BIN)/tunelab sweep search_spaces/mnist_smoke.yaml --name mnist-smoke-$$(date +%Y%m%d-%H%M%S)
 	$(BIN)/tunelab leaderboard --dataset mnist
+	@echo "see it in a browser: $(BIN)/tunelab dashboard  (http://127.0.0.1:8080)"
 
 test: install-dev mnist-cache
 	$(BIN)/python -m pytest

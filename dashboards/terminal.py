@@ -30,20 +30,25 @@ def pretrained_label(value: Optional[str]) -> str:
     return value.replace("\\", "/").rsplit("/", 1)[-1]
 
 
+def _params(params: dict) -> str:
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
 def leaderboard_table(rows: list[dict], dataset: str, label: str) -> Table:
-    """The leaderboard for `dataset`/`label` as a table, best validation accuracy first."""
+    """The leaderboard for `dataset`/`label` as a table, in the rows' order (the web leaderboard's order)."""
     t = Table(title=f"{dataset} · {label} labels — ranked by validation accuracy", title_justify="left")
-    for col, kw in [("#", {"justify": "right"}), ("run", {}), ("model", {}), ("pretrained", {}), ("augment", {}),
-                    ("epochs", {"justify": "right"}), ("val %", {"justify": "right"}), ("test %", {"justify": "right"}),
-                    ("img/s", {"justify": "right"}), ("train s", {"justify": "right"}), ("params", {"justify": "right"}),
-                    ("status", {})]:
+    for col, kw in [("#", {"justify": "right"}), ("run", {}), ("trial", {}), ("model", {}), ("pretrained", {}),
+                    ("augment", {}), ("hyperparameters", {"overflow": "fold"}), ("val %", {"justify": "right"}),
+                    ("test %", {"justify": "right"}), ("epochs", {"justify": "right"}), ("train s", {"justify": "right"}),
+                    ("img/s", {"justify": "right"}), ("params", {"justify": "right"}), ("status", {})]:
         t.add_column(col, **kw)
     for r in rows:
         # Text(...) keeps names literal: no rich markup from user-chosen strings.
         t.add_row(
-            str(r["rank"]), Text(r["run_id"]), Text(str(r["model"])), Text(pretrained_label(r["pretrained"])),
-            Text(str(r["augment"])), str(r["epochs"]), _pct(r["val_acc"]), _pct(r["test_acc"]),
-            _num(r["images_per_s"]), _num(r["train_time_s"], "{:,.1f}"), _num(r["n_params"]), Text(str(r["status"])),
+            str(r["rank"]), Text(str(r.get("run_name") or r["run_id"])), Text(str(r.get("trial", ""))),
+            Text(str(r["model"])), Text(pretrained_label(r["pretrained"])), Text(str(r["augment"])),
+            Text(_params(r.get("key_params") or {})), _pct(r["val_acc"]), _pct(r["test_acc"]), str(r["epochs"]),
+            _num(r["train_time_s"], "{:,.1f}"), _num(r["images_per_s"]), _num(r["n_params"]), Text(str(r["status"])),
         )
     return t
 
@@ -63,17 +68,17 @@ def runs_table(runs: list[dict]) -> Table:
 
 
 def trials_table(run: dict, trials: list[dict]) -> Table:
-    """A sweep's trials, best validation accuracy first (the store's order)."""
+    """A sweep's trials in the given order (best validation accuracy first, as on the web sweep page)."""
     summary = run.get("summary") or {}
     counts = ", ".join(f"{v} {k}" for k, v in sorted((summary.get("counts") or {}).items()))
     t = Table(title=f"sweep {run.get('name')} ({run['id']}) — {run.get('status')}"
                     + (f"; {counts}; {summary.get('wall_time_s')} s" if counts else ""), title_justify="left")
-    for col in ("#", "trial", "status", "model", "augment", "params", "epochs", "val %", "test %"):
-        t.add_column(col, justify="right" if col in ("#", "epochs", "val %", "test %") else "left")
+    for col in ("#", "trial", "status", "model", "augment", "params", "epochs", "best val %", "test %", "img/s", "train s"):
+        t.add_column(col, justify="right" if col in ("#", "epochs", "best val %", "test %", "img/s", "train s") else "left")
     for i, tr in enumerate(trials, 1):
-        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                           for k, v in sorted((tr.get("params") or {}).items()) if k not in ("model", "augment"))
+        params = {k: v for k, v in sorted((tr.get("params") or {}).items()) if k not in ("model", "augment")}
         t.add_row(str(i), Text(tr["id"].rsplit("-", 1)[-1]), Text(str(tr.get("status"))), Text(str(tr.get("model"))),
-                  Text(str(tr.get("augment"))), Text(params), str(tr.get("epochs_done", 0)),
-                  _pct(tr.get("best_val_acc")), _pct(tr.get("test_acc")))
+                  Text(str(tr.get("augment"))), Text(_params(params)), str(tr.get("epochs_done", 0)),
+                  _pct(tr.get("best_val_acc")), _pct(tr.get("test_acc")), _num(tr.get("images_per_s")),
+                  _num(tr.get("train_time_s"), "{:,.1f}"))
     return t

@@ -14,7 +14,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import ray
 
@@ -22,7 +22,7 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0 and our quiet
 from ray import tune  # noqa: E402
 
 from jobs.config import TrainConfig  # noqa: E402
-from jobs.train import leaderboards_for  # noqa: E402
+from jobs.train import trial_record  # noqa: E402
 
 SweepSpec = Any  # search_spaces.SweepSpec (search_spaces imports jobs.config, not the reverse)
 
@@ -176,9 +176,7 @@ class SweepStoreCallback(tune.Callback):
         if tid not in self.started:
             cfg = trial_config(self.spec_dict, trial.config)
             params = {k: v for k, v in trial.config.items()}
-            self.store.start_trial(tid, run_id=self.run_id, model=cfg.model, dataset=cfg.dataset, labels=cfg.labels,
-                                   boards=leaderboards_for(cfg), augment=cfg.augment, pretrained=cfg.pretrained,
-                                   params=params)
+            self.store.start_trial(tid, run_id=self.run_id, params=params, **trial_record(cfg))
             self.started.add(tid)
         return tid
 
@@ -192,6 +190,10 @@ class SweepStoreCallback(tune.Callback):
             self.store.record_epoch(tid, metrics)
         if isinstance(result.get("checkpoint_path"), str):  # multi-worker trials: TuneReportCallback's key
             self.store.set_checkpoint(tid, result["checkpoint_path"])
+        elif isinstance(result.get("checkpoint_dir_name"), str) and trial.path:
+            # one-worker trials: the checkpoint saved with this result, in the trial's own directory. Recorded
+            # here as well as in on_checkpoint, which Tune skips when it fails to handle a save (seen under PBT).
+            self.store.set_checkpoint(tid, f"{trial.path}/{result['checkpoint_dir_name']}")
 
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
         self.store.set_checkpoint(self._ensure(trial), checkpoint.path)
@@ -273,16 +275,42 @@ def run_sweep(spec: SweepSpec, store, run_id: str, data_ref, storage_path: str, 
             run_config=RunConfig(name=spec.name, storage_path=storage_path, callbacks=[callback], verbose=verbose,
                                  progress_reporter=_Quiet(),
                                  failure_config=FailureConfig(max_failures=1),
-                                 # PBT restores trials from *other* trials' checkpoints, which must still exist
-                                 # when it does: keep a few there, the latest alone otherwise.
-                                 checkpoint_config=CheckpointConfig(num_to_keep=4 if spec.scheduler.type == "pbt" else 1)),
+                                 # PBT: keep every checkpoint while the sweep runs. A trial that exploits another
+                                 # continues that trial's checkpoint numbering inside its own directory, so it
+                                 # rewrites paths Ray already holds; Ray's pruning then deletes one path twice and
+                                 # drops that epoch's result. `_prune_checkpoints` keeps the latest at the end.
+                                 checkpoint_config=CheckpointConfig(num_to_keep=None if spec.scheduler.type == "pbt" else 1)),
         )
     grid = tuner.fit()
     # an interrupted fit returns with trials left unfinished; its experiment state is saved for resume
     interrupted = grid.num_terminated + grid.num_errors < len(grid)
+    if not interrupted and spec.scheduler.type == "pbt":
+        _prune_checkpoints(store, run_id)
     summary = summarise(spec, store, run_id, grid, data_ref, time.monotonic() - t0, test=not interrupted)
     summary.interrupted = interrupted
     return summary
+
+
+def _prune_checkpoints(store, run_id: str) -> None:
+    """Keep only each trial's last-written checkpoint, and point the store at it (local storage only).
+
+    After a PBT exploit a trial's checkpoint numbers restart from the exploited one's, so neither the highest
+    number nor the last path Tune reported is reliably the newest: the newest file is."""
+    import shutil
+
+    for t in store.run_trials(run_id):
+        recorded = str(t.get("checkpoint") or "")
+        if not recorded or "://" in recorded or not Path(recorded).parent.is_dir():
+            continue
+        saved = [d for d in Path(recorded).parent.glob("checkpoint_*") if d.is_dir() and any(d.iterdir())]
+        if not saved:
+            continue
+        newest = max(saved, key=lambda d: max(f.stat().st_mtime_ns for f in d.iterdir()))
+        if str(newest) != recorded:
+            store.set_checkpoint(t["id"], str(newest))
+        for old in saved:
+            if old != newest:
+                shutil.rmtree(old, ignore_errors=True)
 
 
 def summarise(spec: SweepSpec, store, run_id: str, grid, data_ref, wall: float, test: bool = True) -> SweepSummary:

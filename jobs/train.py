@@ -21,6 +21,14 @@ def leaderboards_for(cfg: TrainConfig) -> dict[str, dict[str, str]]:
     return boards
 
 
+def trial_record(cfg: TrainConfig) -> dict:
+    """What the store keeps about a trial of `cfg` besides its params: model, family, data, leaderboards."""
+    import models
+
+    return dict(model=cfg.model, family=models.model_info(cfg.model).family, dataset=cfg.dataset, labels=cfg.labels,
+                boards=leaderboards_for(cfg), augment=cfg.augment, pretrained=cfg.pretrained)
+
+
 def initial_state(cfg: TrainConfig, num_classes: int, in_chans: int, img_size: int) -> Optional[dict]:
     """Check that `cfg.model` builds for this data; with `cfg.pretrained`, the adapted pretrained weights.
 

@@ -148,12 +148,13 @@ class ResultStore:
 
     def start_trial(self, trial_id: str, *, run_id: str, model: str, dataset: str, labels: str,
                     boards: dict[str, dict[str, str]], augment: str = "none", pretrained: str = "false",
-                    params: Optional[dict] = None) -> None:
+                    params: Optional[dict] = None, family: str = "") -> None:
         """Record a trial. `boards` maps a leaderboard label ("fine"/"coarse") to the metric names that rank
-        the trial there: {"val": "val_acc", "test": "test_acc"}."""
+        the trial there: {"val": "val_acc", "test": "test_acc"}. `family` is the model's registry family."""
         with self.r.pipeline() as p:
             p.hset(keys.trial(trial_id), mapping={
-                "id": trial_id, "run": run_id, "status": "running", "model": model, "dataset": dataset,
+                "id": trial_id, "run": run_id, "status": "running", "model": model, "family": family or model,
+                "dataset": dataset,
                 "labels": labels, "augment": augment, "pretrained": pretrained, "params": _dumps(params or {}),
                 "boards": _dumps(boards), "started": _now(),
             })
@@ -171,6 +172,7 @@ class ResultStore:
             raise StoreError(f"no trial {trial_id!r} in the store; start_trial first")
         boards = json.loads(boards_json or "{}")
         record = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool)) or v is None}
+        record.setdefault("recorded_at", _now())  # wall clock, for best-so-far over a sweep's time
         fields: dict[str, Any] = {"updated": _now(), "epochs_done": max(epoch, int(done or 0))}
         for k in _LAST_FIELDS:
             if k in record:
@@ -243,6 +245,15 @@ class ResultStore:
         h = self.r.hgetall(keys.trial_epochs(trial_id))
         return [json.loads(h[k]) for k in sorted(h, key=int)]
 
+    def epochs_of(self, trial_ids: Iterable[str]) -> dict[str, list[dict]]:
+        """Epoch records of many trials in one round trip: trial id -> records in epoch order."""
+        ids = list(trial_ids)
+        with self.r.pipeline() as p:
+            for t in ids:
+                p.hgetall(keys.trial_epochs(t))
+            found = p.execute()
+        return {t: [json.loads(h[k]) for k in sorted(h, key=int)] for t, h in zip(ids, found)}
+
     def run_trials(self, run_id: str) -> list[dict]:
         """The run's trials, best validation accuracy first (trials without a result yet last)."""
         return self._trials(self.r.zrevrange(keys.run_trials(run_id), 0, -1))
@@ -256,9 +267,20 @@ class ResultStore:
 
     # ---------------------------------------------------------------------------------- leaderboards
 
-    def leaderboard(self, dataset: str, label: str = "fine", limit: int = 100) -> list[dict]:
-        """Best trials for `dataset`/`label`, ranked by best validation accuracy (ties: test accuracy)."""
-        ranked = self.r.zrevrange(keys.leaderboard(dataset, label), 0, limit - 1, withscores=True)
+    def leaderboard_sizes(self) -> dict[tuple[str, str], int]:
+        """(dataset, label) -> number of trials, for every leaderboard that holds any."""
+        names = sorted(self.r.scan_iter(match=keys.leaderboard("*", "*"), count=1000))
+        with self.r.pipeline() as p:
+            for n in names:
+                p.zcard(n)
+            sizes = p.execute()
+        return {tuple(n.split(":")[-2:]): size for n, size in zip(names, sizes) if size}
+
+    def leaderboard(self, dataset: str, label: str = "fine", limit: Optional[int] = 100) -> list[dict]:
+        """Best trials for `dataset`/`label`, ranked by best validation accuracy (ties: test accuracy);
+        `limit=None` for the whole board."""
+        end = -1 if limit is None else limit - 1
+        ranked = self.r.zrevrange(keys.leaderboard(dataset, label), 0, end, withscores=True)
         trials = self._trials(t for t, _ in ranked)
         with self.r.pipeline() as p:
             for t in trials:
@@ -270,6 +292,7 @@ class ResultStore:
             rows.append({
                 "run_id": t["run"], "trial_id": t["id"], "run_name": name, "kind": kind,
                 "started": _num(started), "dataset": dataset, "label": label, "model": t.get("model"),
+                "family": t.get("family") or t.get("model"),
                 "augment": t.get("augment"), "pretrained": t.get("pretrained"), "params": t.get("params", {}),
                 "status": t.get("status"), "epochs": t.get("epochs_done", 0),
                 "val_acc": score, "test_acc": t.get(names["test"]),
@@ -305,7 +328,8 @@ def _decode_trial(h: dict) -> dict:
     for k, v in h.items():
         if k in ("params", "boards"):
             out[k] = json.loads(v or "{}")
-        elif k in ("id", "run", "status", "model", "dataset", "labels", "augment", "pretrained", "error", "checkpoint"):
+        elif k in ("id", "run", "status", "model", "family", "dataset", "labels", "augment", "pretrained", "error",
+                   "checkpoint"):
             out[k] = v
         else:
             try:

@@ -125,3 +125,16 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 600) -> subpro
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "tunelab.cli", *args], capture_output=True, text=True,
                           env=full_env, timeout=timeout, cwd=ROOT)
+
+
+def in_process(monkeypatch, capsys, env, *args):
+    """`tunelab ARGS` through the same `main()` the console script calls, without a new interpreter (each one
+    costs seconds of torch import here); returns a CompletedProcess-like record."""
+    from tunelab.cli import main
+
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(SystemExit) as e:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(args, e.value.code, out, err)

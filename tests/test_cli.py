@@ -11,6 +11,7 @@ import pytest
 from jobs import data
 from results import embedded
 from tests.conftest import ROOT, run_cli
+from tests.conftest import in_process as _in_process
 
 
 @pytest.fixture
@@ -62,19 +63,6 @@ BAD_TRAIN = [
     (["--lr", "-0.1"], "lr"),
     (["--dataset", "cifar100"], "CIFAR-100 is not in the data root"),
 ]
-
-
-def _in_process(monkeypatch, capsys, env, *args):
-    """`tunelab ARGS` through the same `main()` the console script calls, without a new interpreter (each one
-    costs seconds of torch import here); returns a CompletedProcess-like record."""
-    from tunelab.cli import main
-
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    with pytest.raises(SystemExit) as e:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return subprocess.CompletedProcess(args, e.value.code, out, err)
 
 
 @pytest.mark.parametrize("args,needle", BAD_TRAIN, ids=[" ".join(a).replace(WEIGHTS, "W") for a, _ in BAD_TRAIN])
@@ -145,7 +133,7 @@ def test_mnist_two_workers_reaches_98_5_and_lands_on_the_leaderboard(mnist_user_
     assert runs[0]["id"] == row["run_id"] and runs[0]["config"]["workers"] == 2
 
     table = run_cli("leaderboard", "--dataset", "mnist", env=user_env)
-    assert row["run_id"] in table.stdout and f"{100 * row['test_acc']:.2f}" in table.stdout
+    assert row["run_name"] in table.stdout and f"{100 * row['test_acc']:.2f}" in table.stdout
 
 
 def test_cifar100_generated_folder_records_fine_and_coarse(user_env, tmp_path):

@@ -27,6 +27,10 @@ store_app = typer.Typer(no_args_is_help=True, help="The result store (embedded R
 app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
 app.add_typer(store_app, name="store")
+cluster_app = typer.Typer(no_args_is_help=True, help="A Ray head on this machine: start, stop, status.")
+jobs_app = typer.Typer(no_args_is_help=True, help="Jobs submitted to a Ray cluster: list, status, logs, stop.")
+app.add_typer(cluster_app, name="cluster")
+app.add_typer(jobs_app, name="jobs")
 
 
 class _SweepGroup(typer.core.TyperGroup):
@@ -290,7 +294,7 @@ def train(
     if address and not s.redis_url:
         raise UserError("a remote cluster cannot reach the embedded result store; set TUNELAB_REDIS_URL to a Redis both can reach")
 
-    from jobs.train import fit, initial_state, leaderboards_for, resolve_resources
+    from jobs.train import fit, initial_state, resolve_resources, trial_record
 
     sp = data.spec(cfg.dataset)  # model and weights checked before any data is read
     init = initial_state(cfg, sp.num_classes[cfg.labels], sp.in_chans, sp.img_size)
@@ -298,9 +302,11 @@ def train(
     prepared = data.prepare(data.load(cfg.dataset, s.data_dir), cfg.labels, cfg.val_fraction, cfg.seed, cfg.subset)
 
     from cluster import connect
+    from cluster.storage import check_shared
 
     err.print("starting Ray …" if not address else f"connecting to Ray at {address} …")
     info = connect(address)
+    check_shared(storage or s.storage_path, explicit=bool(storage), info=info)
     cfg = resolve_resources(cfg, info.cpus, info.local)
     import ray
 
@@ -309,8 +315,7 @@ def train(
     storage_path = storage or s.storage_path
     store.start_run(run_id, kind="train", name=name or f"{cfg.model}-{cfg.dataset}", dataset=cfg.dataset,
                     labels=cfg.labels, config=cfg.model_dump(), storage_path=storage_path)
-    store.start_trial(trial_id, run_id=run_id, model=cfg.model, dataset=cfg.dataset, labels=cfg.labels,
-                      boards=leaderboards_for(cfg), augment=cfg.augment, pretrained=cfg.pretrained,
+    store.start_trial(trial_id, run_id=run_id, **trial_record(cfg),
                       params={k: v for k, v in cfg.model_dump().items() if k not in ("dataset", "model")})
     err.print(f"run {run_id}: {cfg.model} on {cfg.dataset} ({len(prepared.train_y):,} train / {len(prepared.val_y):,} val / "
               f"{len(prepared.test_y):,} test), {cfg.workers} worker(s) × {cfg.cpus_per_worker:g} CPU, {cfg.epochs} epochs")
@@ -402,7 +407,10 @@ def _run_sweep(spec, settings: Settings, store, *, address: Optional[str], stora
     prepared = data.prepare(data.load(spec.dataset, settings.data_dir), spec.labels, val_fraction, spec.seed,
                             spec.subset)
     err.print("starting Ray …" if not address else f"connecting to Ray at {address} …")
-    connect(address)
+    from cluster.storage import check_shared
+
+    check_shared(storage_path, explicit=storage_path != settings.storage_path or bool(settings.storage),
+                 info=connect(address))
     import ray
 
     if resume_of:
@@ -554,18 +562,17 @@ def sweep_list(as_json: bool = typer.Option(False, "--json", help="machine-reada
 @sweep_app.command("show")
 def sweep_show(
     name: str = typer.Argument(..., help="the sweep's name or run id"),
-    as_json: bool = typer.Option(False, "--json", help="machine-readable output only"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output only (the API's /api/runs/ID)"),
 ) -> None:
-    """A sweep's trials, best validation accuracy first, with its summary."""
-    from dashboards import trials_table
+    """A sweep's trials, best validation accuracy first (the web sweep page's order), with its summary."""
+    from dashboards import trials_table, views
 
     store = _store(_settings())
-    run = _find_sweep(store, name)
-    trials = store.run_trials(run["id"])
+    detail = views.run_detail(store, _find_sweep(store, name)["id"])
     if as_json:
-        _print_json({"run": run, "trials": trials})
+        _print_json(detail.model_dump(mode="json"))
         return
-    out.print(trials_table(run, trials))
+    out.print(trials_table(detail.run.model_dump(), [t.model_dump() for t in detail.trials]))
 
 
 # ------------------------------------------------------------------------------------------ results
@@ -576,20 +583,27 @@ def leaderboard(
     dataset: DatasetName = typer.Option(..., help="dataset"),
     label: LabelKind = typer.Option(LabelKind.fine, help="label kind"),
     limit: int = typer.Option(20, min=1, help="rows to show"),
-    as_json: bool = typer.Option(False, "--json", help="machine-readable output only"),
+    family: Optional[str] = typer.Option(None, help="only this model family (see `tunelab models list`)"),
+    augment: Optional[str] = typer.Option(None, help="only this augmentation policy, as stored (e.g. crop:4+flip)"),
+    pretrained: Optional[bool] = typer.Option(None, "--pretrained/--scratch", help="only fine-tuned / only from-scratch trials"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output only (the API's /api/leaderboard)"),
 ) -> None:
-    """Best trials for a dataset, ranked by validation accuracy, with test accuracy."""
-    from dashboards import leaderboard_table
+    """Best trials for a dataset, ranked by validation accuracy (ties: test accuracy), as on the web leaderboard."""
+    from dashboards import leaderboard_table, views
 
     if dataset is DatasetName.mnist and label is LabelKind.coarse:
         raise UserError("MNIST has no coarse labels; drop --label coarse")
-    rows = _store(_settings()).leaderboard(dataset.value, label.value, limit)
+    rows = views.leaderboard(_store(_settings()), dataset.value, label.value, limit=limit, family=family,
+                             augment=augment, pretrained={None: "any", True: "yes", False: "no"}[pretrained])
+    filtered = family or augment or pretrained is not None
     if as_json:
-        _print_json(rows)
+        _print_json([r.model_dump(mode="json") for r in rows])
+    elif not rows and filtered:
+        out.print(f"no {dataset.value}/{label.value} results match these filters")
     elif not rows:
         out.print(f"no results for {dataset.value}/{label.value} yet; run `tunelab train --dataset {dataset.value}`")
     else:
-        out.print(leaderboard_table(rows, dataset.value, label.value))
+        out.print(leaderboard_table([r.model_dump() for r in rows], dataset.value, label.value))
 
 
 @app.command()
@@ -607,6 +621,224 @@ def runs(
         out.print("no runs yet; start one with `tunelab train`")
     else:
         out.print(runs_table(rs))
+
+
+# ----------------------------------------------------------------------------------------- cluster
+
+
+@cluster_app.command("start")
+def cluster_start(
+    port: int = typer.Option(6380, min=1, max=65535, help="Ray GCS port (never Redis's 6379)"),
+    dashboard_port: int = typer.Option(8265, min=1, max=65535, help="Ray dashboard and jobs server port"),
+    dashboard_host: str = typer.Option("127.0.0.1", help="address the dashboard/jobs server listens on; 0.0.0.0 to "
+                                       "accept submissions from other machines"),
+    num_cpus: Optional[int] = typer.Option(None, min=0, help="CPUs the head offers [all]"),
+    num_gpus: Optional[int] = typer.Option(None, min=0, help="GPUs the head offers [all detected]"),
+) -> None:
+    """Start a Ray head here (dashboard + jobs server, token auth, usage stats off) for `tunelab submit`."""
+    from urllib.parse import urlsplit
+
+    from cluster import head
+
+    s = _settings()
+    redis_port = urlsplit(s.redis_url).port if s.redis_url and s.redis_url.startswith("redis") else None
+    err.print(f"starting a Ray head (GCS port {port}, jobs server on {dashboard_host}:{dashboard_port}) …")
+    info = head.start(s.data_dir, port=port, dashboard_port=dashboard_port, dashboard_host=dashboard_host,
+                      num_cpus=num_cpus, num_gpus=num_gpus, redis_port=redis_port)
+    out.print(f"Ray head up: GCS {info.gcs_address}, dashboard and jobs {info.dashboard_url}", markup=False)
+    out.print(f"auth: {'token from ' + info.token if info.token else 'no token (RAY_AUTH_MODE=disabled)'}", markup=False)
+    out.print(f"join a worker: ray start --address={info.gcs_address}   submit: tunelab submit -- train …   "
+              "stop: tunelab cluster stop", markup=False)
+
+
+@cluster_app.command("stop")
+def cluster_stop() -> None:
+    """Stop the head `tunelab cluster start` started (other Ray processes on this machine are left alone)."""
+    from cluster import head
+
+    info = head.stop(_settings().data_dir)
+    out.print(f"stopped the Ray head at {info.gcs_address}" if info else "no tunelab Ray head recorded on this machine",
+              markup=False)
+
+
+@cluster_app.command("status")
+def cluster_status(
+    address: Optional[str] = typer.Option(None, help="jobs server URL [the head started here, else http://127.0.0.1:8265]"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output only"),
+) -> None:
+    """The cluster's nodes, resources and jobs; exit 2 when it is down."""
+    from cluster import head, jobs
+
+    s = _settings()
+    url = jobs.resolve_address(address, s.data_dir)
+    rec = jobs.cluster_status(url)
+    state = head.read_state(s.data_dir)
+    rec["started_here"] = bool(state and state.dashboard_url == url)
+    rec["gcs_address"] = state.gcs_address if rec["started_here"] else None
+    if as_json:
+        _print_json(rec)
+        return
+    res = ", ".join(f"{v:g} {k}" if k != "memory" else f"{v / 2**30:.1f} GiB memory"
+                    for k, v in sorted(rec["resources"].items()))
+    out.print(f"Ray {rec['ray_version']} at {url}: {rec['nodes']} node(s) alive; {res or 'no resources'}"
+              + (f"; GCS {rec['gcs_address']} (started here)" if rec["started_here"] else ""), markup=False)
+    out.print("jobs: " + (", ".join(f"{v} {k.lower()}" for k, v in rec["jobs"].items()) or "none"), markup=False)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def submit(
+    ctx: typer.Context,
+    address: Optional[str] = typer.Option(None, help="jobs server URL, e.g. http://HEAD:8265 [RAY_API_SERVER_ADDRESS, "
+                                          "the head started here, else http://127.0.0.1:8265]"),
+    storage: Optional[str] = typer.Option(None, envvar="TUNELAB_STORAGE",
+                                          help="storage for checkpoints: s3://…, gs://… or a path every node mounts"),
+    as_json: bool = typer.Option(False, "--json", help="print the job record as JSON only"),
+) -> None:
+    """Submit `train …` or `sweep SPEC.yaml …` to a Ray cluster as a Ray job: tunelab submit -- train --epochs 1"""
+    from cluster import jobs
+
+    s = _settings()
+    args = list(ctx.args)
+    if args[:1] == ["--"]:
+        args = args[1:]
+    url = jobs.resolve_address(address, s.data_dir)
+    env = jobs.job_env(url, redis_url=s.redis_url, storage=storage, data_dir=s.data_dir,
+                       data_dir_explicit=bool(os.environ.get("TUNELAB_DATA_DIR")))
+    job_id = jobs.submit(args, address=url, env=env)
+    if as_json:
+        _print_json({"id": job_id, "address": url, "command": args})
+        return
+    out.print(f"submitted {job_id} to {url}: tunelab {' '.join(args)}", markup=False)
+    out.print(f"follow it: tunelab jobs logs {job_id} --follow   (or: ray job logs {job_id} --address {url} -f)", markup=False)
+
+
+def _jobs_address(address: Optional[str]) -> str:
+    from cluster import jobs
+
+    return jobs.resolve_address(address, _settings().data_dir)
+
+
+_JOB_ADDRESS = typer.Option(None, help="jobs server URL [RAY_API_SERVER_ADDRESS, the head started here, "
+                                       "else http://127.0.0.1:8265]")
+
+
+@jobs_app.command("list")
+def jobs_list(
+    address: Optional[str] = _JOB_ADDRESS,
+    include_all: bool = typer.Option(False, "--all", help="every Ray job, not only tunelab's"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output only"),
+) -> None:
+    """Jobs on the cluster, newest first."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from cluster import jobs
+
+    listed = jobs.list_jobs(_jobs_address(address), include_all)
+    if as_json:
+        _print_json(listed)
+        return
+    if not listed:
+        out.print("no jobs yet; submit one with `tunelab submit -- train …`")
+        return
+    t = Table(title="jobs — newest first", title_justify="left")
+    for col in ("job", "status", "command", "started", "ended"):
+        t.add_column(col)
+    for j in listed:
+        when = [time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(x)) if x else "—" for x in (j["start_time"], j["end_time"])]
+        t.add_row(Text(j["id"]), j["status"], Text(j["command"] or j["entrypoint"]), *when)
+    out.print(t)
+
+
+@jobs_app.command("status")
+def jobs_status(
+    job_id: str = typer.Argument(..., help="the job id `tunelab submit` printed"),
+    address: Optional[str] = _JOB_ADDRESS,
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output only"),
+) -> None:
+    """One job's status; exit 0 whatever it is."""
+    from cluster import jobs
+
+    rec = jobs.status(_jobs_address(address), job_id)
+    if as_json:
+        _print_json(rec)
+    else:
+        out.print(f"{rec['id']}: {rec['status']}" + (f" — {rec['message']}" if rec["message"] else ""), markup=False)
+
+
+@jobs_app.command("logs")
+def jobs_logs(
+    job_id: str = typer.Argument(..., help="the job id `tunelab submit` printed"),
+    address: Optional[str] = _JOB_ADDRESS,
+    follow: bool = typer.Option(False, "--follow", "-f", help="keep printing until the job ends; exit 1 unless it succeeded"),
+) -> None:
+    """A job's output (the tunelab command's progress lines and summary)."""
+    from cluster import jobs
+
+    url = _jobs_address(address)
+    if not follow:
+        sys.stdout.write(jobs.logs(url, job_id))
+        return
+
+    def write(chunk: str) -> None:
+        sys.stdout.write(chunk)
+        sys.stdout.flush()
+
+    rec = jobs.run_follow(url, job_id, write)
+    err.print(f"job {job_id} {rec['status']}", markup=False)
+    if rec["status"] != "SUCCEEDED":
+        raise typer.Exit(1)
+
+
+@jobs_app.command("stop")
+def jobs_stop(
+    job_id: str = typer.Argument(..., help="the job id `tunelab submit` printed"),
+    address: Optional[str] = _JOB_ADDRESS,
+) -> None:
+    """Stop a running job (Ray interrupts its driver; a sweep stops its trials)."""
+    from cluster import jobs
+
+    url = _jobs_address(address)
+    stopped = jobs.stop(url, job_id)
+    out.print(f"stopping {job_id}" if stopped else f"{job_id} was not running ({jobs.status(url, job_id)['status']})",
+              markup=False)
+
+
+# --------------------------------------------------------------------------------------- dashboard
+
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@app.command()
+def dashboard(
+    host: str = typer.Option("127.0.0.1", help="address to listen on; anything but loopback exposes the results"),
+    port: int = typer.Option(8080, min=1, max=65535, help="port to listen on"),
+) -> None:
+    """Serve the web dashboard (leaderboards, sweeps, runs, JSON API at /docs) from the result store."""
+    import socket
+
+    settings = _settings()
+    store = _store(settings)  # fail here, in one line, when the store is unreachable
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as e:
+        raise UserError(f"cannot listen on {host}:{port} ({e.strerror or e}); pick another --port or --host") from None
+    import uvicorn
+
+    from dashboards.web import create_app
+    from results import redact
+
+    app_ = create_app(lambda: store)
+    shown = f"[{host}]" if ":" in host else host
+    err.print(f"tunelab dashboard on http://{shown}:{port} — store {redact(store.url)}; Ctrl-C stops it", markup=False)
+    if host not in _LOOPBACK:
+        err.print(f"warning: listening on {host}, not loopback: anyone who can reach this port can read every result "
+                  "(the dashboard is read-only and has no login)", markup=False)
+    uvicorn.run(app_, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
 
 
 # ------------------------------------------------------------------------------------------- main

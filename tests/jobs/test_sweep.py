@@ -8,12 +8,14 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
 
 import search_spaces
 from jobs import data
+from jobs.loop import load_checkpoint
 from jobs.sweep import run_sweep
 from results import ResultStore
 from tests.conftest import ROOT
@@ -67,6 +69,23 @@ def test_asha_stops_trials_early_and_stores_every_trial(tmp_path, store, mnist_r
     assert lb[0]["trial_id"] == best["id"] and lb[0]["test_acc"] == best["test_acc"]
     run = store.get_run("s1")
     assert run["summary"]["best_trial"] == best["id"]
+
+    # the dashboard's API over this real sweep: the store's order, and charts drawn from its recorded epochs
+    from fastapi.testclient import TestClient
+
+    from dashboards.web import create_app
+
+    with TestClient(create_app(lambda: store)) as client:
+        detail = client.get("/api/runs/s1").json()
+        assert [t["id"] for t in detail["trials"]] == [t["id"] for t in trials]
+        assert [r["trial_id"] for r in client.get("/api/leaderboard?dataset=mnist").json()][:1] == [best["id"]]
+        charts = client.get("/api/runs/s1/charts").json()
+        curves = charts["curves"]["data"]
+        assert [len(c["x"]) for c in curves] == [t["epochs_done"] for t in trials]
+        assert {c["name"] for c in curves if c["line"].get("dash") == "dash"} == {
+            f"{t['id'].rsplit('-', 1)[-1]} (stopped)" for t in trials if t["status"] == "stopped"}
+        assert len(charts["parallel"]["data"][0]["dimensions"][0]["values"]) == 4  # lr, one value per trial
+        assert 0 <= charts["best_so_far"]["data"][1]["x"][0] < 120  # seconds since the sweep started
 
 
 @pytest.mark.parametrize("algorithm", ["optuna", "hyperopt"])
@@ -146,4 +165,8 @@ def test_pbt_perturbs_and_restores_from_checkpoints(tmp_path, store, mnist_ref):
         # numbers may skip ahead, but it starts at 1, ends at the budget, and records each epoch once.
         epochs = [e["epoch"] for e in store.epochs(t["id"])]
         assert epochs[0] == 1 and epochs[-1] == 4 and epochs == sorted(set(epochs)), epochs
+        # every checkpoint is kept during the sweep (exploits need them), the latest alone after it
+        latest = Path(t["checkpoint"])
+        assert latest.is_dir() and list(latest.parent.glob("checkpoint_*")) == [latest]
+        assert load_checkpoint(latest)["epoch"] == 3  # 0-based: the 4th epoch
     assert summary.test.get("test_acc") is not None

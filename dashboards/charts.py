@@ -1,0 +1,185 @@
+"""Plotly figures (as JSON dicts for plotly.js) for a run's and a trial's pages, built from store records.
+
+Every string that came from the store is HTML-escaped here: plotly.js renders a subset of HTML in labels."""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from typing import Any
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from dashboards.schemas import Trial
+
+TOP_CURVES = 10  # learning curves drawn in colour; other finished trials and early-stopped ones in grey
+MAX_GREY_CURVES = 200
+_LAYOUT = dict(template="plotly_white", height=360, margin=dict(l=60, r=20, t=40, b=50),
+               legend=dict(font=dict(size=11)), hovermode="closest")
+
+
+def _esc(v: Any) -> str:
+    return html.escape(str(v), quote=False)
+
+
+def _fig(fig: go.Figure, title: str, **layout) -> dict:
+    fig.update_layout(title=dict(text=title, font=dict(size=14)), **{**_LAYOUT, **layout})
+    return json.loads(fig.to_json())
+
+
+def _epoch_axis(epochs: list) -> dict:
+    """Whole-number epoch ticks (one per epoch while they fit)."""
+    top = max([e for e in epochs if isinstance(e, (int, float))], default=1)
+    return dict(title="epoch", tickformat="d", **({"dtick": 1} if top <= 20 else {}))
+
+
+def _pct(v):
+    return None if v is None else 100 * v
+
+
+def _when(record: dict) -> float | None:
+    t = record.get("recorded_at", record.get("timestamp"))
+    return float(t) if isinstance(t, (int, float)) else None
+
+
+def best_so_far(run: dict, trials: list[Trial], epochs: dict[str, list[dict]]) -> dict:
+    """The best validation accuracy reached by the sweep so far, against seconds since it started."""
+    points = sorted((t, _pct(r["val_acc"]), tr.trial) for tr in trials for r in epochs.get(tr.id, [])
+                    if (t := _when(r)) is not None and r.get("val_acc") is not None)
+    start = min([run.get("started") or math.inf] + [t for t, _, _ in points[:1]])
+    xs, ys, best = [], [], -math.inf
+    for t, acc, _ in points:
+        best = max(best, acc)
+        xs.append(round(t - start, 2))
+        ys.append(best)
+    fig = go.Figure([
+        go.Scatter(x=[round(t - start, 2) for t, _, _ in points], y=[a for _, a, _ in points], mode="markers",
+                   name="epoch results", marker=dict(size=5, color="rgba(120,120,120,0.45)"),
+                   text=[_esc(n) for _, _, n in points], hovertemplate="trial %{text}<br>%{y:.2f}%<extra></extra>"),
+        go.Scatter(x=xs, y=ys, mode="lines", line=dict(shape="hv", width=2.5, color="#1f77b4"), name="best so far",
+                   hovertemplate="%{x:.0f} s: best %{y:.2f}%<extra></extra>"),
+    ])
+    return _fig(fig, "Best validation accuracy so far", xaxis_title="seconds since the sweep started",
+                yaxis_title="val accuracy %")
+
+
+def _param_names(trials: list[Trial]) -> list[str]:
+    names: list[str] = []
+    for t in trials:
+        for k, v in t.params.items():
+            if k not in names and not isinstance(v, (dict, list)):
+                names.append(k)
+    return names
+
+
+def _is_numeric(values: list) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values if v is not None)
+
+
+def _log_scaled(values: list) -> bool:
+    nums = [v for v in values if v is not None]
+    return bool(nums) and min(nums) > 0 and max(nums) / min(nums) >= 20  # spans more than ~1.3 decades
+
+
+def parallel_coordinates(trials: list[Trial], metric_label: str = "val accuracy %") -> dict:
+    """One line per trial with a result, across every searched parameter, coloured by its best accuracy."""
+    ranked = [t for t in trials if t.best_val_acc is not None]
+    dims = []
+    for name in _param_names(ranked):
+        values = [t.params.get(name) for t in ranked]
+        if _is_numeric(values) and len({v for v in values if v is not None}) > 0:
+            if _log_scaled(values):
+                dims.append(dict(label=f"log10 {_esc(name)}", values=[math.log10(v) if v else None for v in values]))
+            else:
+                dims.append(dict(label=_esc(name), values=values))
+        else:
+            cats = sorted({str(v) for v in values})
+            dims.append(dict(label=_esc(name), values=[cats.index(str(v)) for v in values],
+                             tickvals=list(range(len(cats))), ticktext=[_esc(c) for c in cats]))
+    accs = [_pct(t.best_val_acc) for t in ranked]
+    dims.append(dict(label=metric_label, values=accs))
+    fig = go.Figure(go.Parcoords(dimensions=dims, line=dict(color=accs, colorscale="Viridis", showscale=True)))
+    return _fig(fig, "Parameters against validation accuracy", margin=dict(l=70, r=70, t=90, b=40))
+
+
+def learning_curves(trials: list[Trial], epochs: dict[str, list[dict]], metric: str = "val_acc") -> dict:
+    """Validation accuracy per epoch: the top trials in colour, the rest (early-stopped ones dashed) in grey."""
+    traces = []
+    ranked = [t for t in trials if epochs.get(t.id)]
+    for i, t in enumerate(ranked[: TOP_CURVES + MAX_GREY_CURVES]):
+        recs = [r for r in epochs[t.id] if r.get(metric) is not None]
+        top = i < TOP_CURVES
+        stopped = t.status == "stopped"
+        label = f"{_esc(t.trial)} ({_esc(t.status)})"
+        traces.append(go.Scatter(
+            x=[r["epoch"] for r in recs], y=[_pct(r[metric]) for r in recs], mode="lines+markers", name=label,
+            legendgroup="top" if top else "rest", showlegend=top or i == TOP_CURVES,
+            line=dict(width=2 if top else 1, dash="dash" if stopped else "solid",
+                      **({} if top else {"color": "rgba(150,150,150,0.6)"})),
+            marker=dict(size=5 if top else 3), hovertemplate=f"trial {label}<br>epoch %{{x}}: %{{y:.2f}}%<extra></extra>",
+        ))
+        if not top and i == TOP_CURVES:
+            traces[-1].name = "other trials (dashed: early-stopped)"
+    fig = go.Figure(traces)
+    return _fig(fig, f"Learning curves — top {min(TOP_CURVES, len(ranked))} in colour; dashed: early-stopped",
+                xaxis=_epoch_axis([r.get("epoch") for t in ranked for r in epochs[t.id]]), yaxis_title="val accuracy %")
+
+
+def parameter_effects(trials: list[Trial]) -> dict:
+    """Each searched parameter against the trial's best validation accuracy (one panel per parameter)."""
+    ranked = [t for t in trials if t.best_val_acc is not None]
+    names = _param_names(ranked) or ["(no searched parameters)"]
+    cols = min(3, len(names))
+    rows = math.ceil(len(names) / cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[_esc(n) for n in names], vertical_spacing=0.18)
+    for i, name in enumerate(names):
+        r, c = i // cols + 1, i % cols + 1
+        values = [t.params.get(name) for t in ranked]
+        numeric = _is_numeric(values)
+        fig.add_trace(go.Scatter(
+            x=values if numeric else [_esc(v) for v in values], y=[_pct(t.best_val_acc) for t in ranked],
+            mode="markers", showlegend=False, text=[_esc(t.trial) for t in ranked],
+            marker=dict(size=8, color=[_pct(t.best_val_acc) for t in ranked], colorscale="Viridis"),
+            hovertemplate="trial %{text}<br>%{x}: %{y:.2f}%<extra></extra>"), row=r, col=c)
+        if numeric and _log_scaled(values):
+            fig.update_xaxes(type="log", row=r, col=c)
+        elif not numeric:
+            fig.update_xaxes(type="category", row=r, col=c)
+    fig.update_yaxes(title_text="val acc %", col=1)
+    return _fig(fig, "Each parameter against validation accuracy", height=max(320, 300 * rows))
+
+
+def run_charts(run: dict, trials: list[Trial], epochs: dict[str, list[dict]]) -> dict[str, dict]:
+    """A sweep page's four charts."""
+    return {
+        "best_so_far": best_so_far(run, trials, epochs),
+        "parallel": parallel_coordinates(trials),
+        "curves": learning_curves(trials, epochs),
+        "params": parameter_effects(trials),
+    }
+
+
+def trial_charts(trial: Trial, epochs: list[dict]) -> dict[str, dict]:
+    """A trial page's charts: loss, accuracy and throughput per epoch."""
+    x = [r["epoch"] for r in epochs]
+
+    def series(key, pct=False):
+        return [(_pct(r.get(key)) if pct else r.get(key)) for r in epochs]
+
+    loss = go.Figure([go.Scatter(x=x, y=series("train_loss"), mode="lines+markers", name="train loss"),
+                      go.Scatter(x=x, y=series("val_loss"), mode="lines+markers", name="val loss")])
+    acc_traces = [go.Scatter(x=x, y=series("val_acc", True), mode="lines+markers", name="val accuracy")]
+    if any(r.get("val_acc_coarse") is not None for r in epochs):
+        acc_traces.append(go.Scatter(x=x, y=series("val_acc_coarse", True), mode="lines+markers",
+                                     name="val accuracy (coarse)"))
+    if trial.test_acc is not None and x:
+        acc_traces.append(go.Scatter(x=[x[-1]], y=[_pct(trial.test_acc)], mode="markers", name="test accuracy",
+                                     marker=dict(size=11, symbol="star")))
+    speed = go.Figure([go.Bar(x=x, y=series("images_per_s"), name="images/s")])
+    return {
+        "loss": _fig(loss, "Loss per epoch", xaxis=_epoch_axis(x), yaxis_title="loss"),
+        "accuracy": _fig(go.Figure(acc_traces), "Accuracy per epoch", xaxis=_epoch_axis(x), yaxis_title="accuracy %"),
+        "throughput": _fig(speed, "Training throughput", xaxis=_epoch_axis(x), yaxis_title="images/s"),
+    }

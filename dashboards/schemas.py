@@ -1,0 +1,115 @@
+"""The dashboard's contract: what the JSON API returns and what `--json` on the CLI prints (same models)."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict
+
+
+class LeaderboardRow(BaseModel):
+    """One trial on a dataset/label leaderboard. `rank` is its place by validation accuracy on the whole board."""
+
+    rank: int
+    run_id: str
+    run_name: Optional[str] = None
+    kind: Optional[str] = None
+    trial_id: str
+    trial: str  # the short name shown in tables
+    dataset: str
+    label: str
+    model: Optional[str] = None
+    family: Optional[str] = None
+    pretrained: Optional[str] = None
+    augment: Optional[str] = None
+    params: dict[str, Any] = {}
+    key_params: dict[str, Any] = {}
+    status: Optional[str] = None
+    epochs: int = 0
+    val_acc: Optional[float] = None
+    test_acc: Optional[float] = None
+    train_time_s: Optional[float] = None
+    images_per_s: Optional[float] = None
+    n_params: Optional[int] = None
+    started: Optional[float] = None
+
+
+class Board(BaseModel):
+    """A leaderboard that holds results, with its size."""
+
+    dataset: str
+    label: str
+    trials: int
+
+
+class RunRow(BaseModel):
+    """A run (one training job or one sweep) as listed, with its best trial's accuracy."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    kind: Optional[str] = None
+    name: Optional[str] = None
+    dataset: Optional[str] = None
+    labels: Optional[str] = None
+    status: Optional[str] = None
+    started: Optional[float] = None
+    ended: Optional[float] = None
+    wall_time_s: Optional[float] = None
+    best_trial: Optional[str] = None
+    best_val_acc: Optional[float] = None
+    test_acc: Optional[float] = None
+    model: Optional[str] = None
+    error: Optional[str] = None
+    config: dict[str, Any] = {}
+    summary: Optional[dict[str, Any]] = None
+
+
+class Trial(BaseModel):
+    """A trial's record: identity, status, params, best and last metrics (best_*, last_*, test_*)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    trial: str
+    run: str
+    status: Optional[str] = None
+    model: Optional[str] = None
+    family: Optional[str] = None
+    dataset: Optional[str] = None
+    labels: Optional[str] = None
+    augment: Optional[str] = None
+    pretrained: Optional[str] = None
+    params: dict[str, Any] = {}
+    epochs_done: int = 0
+    best_val_acc: Optional[float] = None
+    best_epoch: Optional[int] = None
+    test_acc: Optional[float] = None
+    images_per_s: Optional[float] = None
+    train_time_s: Optional[float] = None
+    n_params: Optional[int] = None
+    checkpoint: Optional[str] = None
+    error: Optional[str] = None
+    started: Optional[float] = None
+    ended: Optional[float] = None
+
+
+class RunDetail(BaseModel):
+    """A run with all its trials, best validation accuracy first."""
+
+    run: RunRow
+    trials: list[Trial]
+
+
+class TrialDetail(BaseModel):
+    """A trial with its run and its per-epoch records (epoch order)."""
+
+    trial: Trial
+    run: Optional[RunRow] = None
+    epochs: list[dict[str, Any]]
+
+
+class Health(BaseModel):
+    store: str
+    schema_version: int
+    runs: int
