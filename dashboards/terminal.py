@@ -37,8 +37,11 @@ def _params(params: dict) -> str:
 def leaderboard_table(rows: list[dict], dataset: str, label: str) -> Table:
     """The leaderboard for `dataset`/`label` as a table, in the rows' order (the web leaderboard's order)."""
     t = Table(title=f"{dataset} · {label} labels — ranked by validation accuracy", title_justify="left")
-    for col, kw in [("#", {"justify": "right"}), ("run", {}), ("trial", {}), ("model", {}), ("pretrained", {}),
-                    ("augment", {}), ("hyperparameters", {"overflow": "fold"}), ("val %", {"justify": "right"}),
+    # names stay whole (weights files are long); the hyperparameters give way and wrap
+    pre_width = min(40, max([len(pretrained_label(r["pretrained"])) for r in rows] + [10]))
+    for col, kw in [("#", {"justify": "right"}), ("run", {}), ("trial", {}), ("model", {}),
+                    ("pretrained", {"min_width": pre_width}), ("augment", {}),
+                    ("hyperparameters", {"overflow": "fold", "max_width": 36}), ("val %", {"justify": "right"}),
                     ("test %", {"justify": "right"}), ("epochs", {"justify": "right"}), ("train s", {"justify": "right"}),
                     ("img/s", {"justify": "right"}), ("params", {"justify": "right"}), ("status", {})]:
         t.add_column(col, **kw)
