@@ -47,7 +47,7 @@ sweep_app = typer.Typer(cls=_SweepGroup, no_args_is_help=True,
 app.add_typer(sweep_app, name="sweep")
 
 # Wide when piped (no terminal to fit): tables stay readable in logs and files.
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 240)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -642,9 +642,9 @@ def cluster_start(
 
     s = _settings()
     redis_port = urlsplit(s.redis_url).port if s.redis_url and s.redis_url.startswith("redis") else None
-    err.print(f"starting a Ray head (GCS port {port}, jobs server on {dashboard_host}:{dashboard_port}) …")
     info = head.start(s.data_dir, port=port, dashboard_port=dashboard_port, dashboard_host=dashboard_host,
-                      num_cpus=num_cpus, num_gpus=num_gpus, redis_port=redis_port)
+                      num_cpus=num_cpus, num_gpus=num_gpus, redis_port=redis_port,
+                      progress=lambda msg: err.print(msg, markup=False))
     out.print(f"Ray head up: GCS {info.gcs_address}, dashboard and jobs {info.dashboard_url}", markup=False)
     out.print(f"auth: {'token from ' + info.token if info.token else 'no token (RAY_AUTH_MODE=disabled)'}", markup=False)
     out.print(f"join a worker: ray start --address={info.gcs_address}   submit: tunelab submit -- train …   "
