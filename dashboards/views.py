@@ -3,6 +3,7 @@ and the terminal tables, so every surface shows the same rows in the same order.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Optional
 
 from dashboards.schemas import Board, LeaderboardRow, RunDetail, RunRow, Trial, TrialDetail
@@ -43,8 +44,8 @@ def check_board(dataset: str, label: str) -> None:
 
 def boards(store) -> list[Board]:
     """Every leaderboard that holds results, in a fixed order (MNIST, then CIFAR-100 fine, coarse)."""
-    sizes = store.leaderboard_sizes()
     order = [(d, lab) for d in DATASETS for lab in LABELS[d]]
+    sizes = store.leaderboard_sizes(order)
     return [Board(dataset=d, label=lab, trials=sizes[(d, lab)]) for d, lab in order if (d, lab) in sizes]
 
 
@@ -57,16 +58,9 @@ def _matches(row: dict, family: Optional[str], augment: Optional[str], pretraine
     return pretrained == "any" or (pretrained == "yes") == is_pre
 
 
-def _sort_key(sort: str):
-    def key(row: LeaderboardRow):
-        v = getattr(row, sort)
-        return (v is None, v if not isinstance(v, str) else v.lower())
-    return key
-
-
 def leaderboard(store, dataset: str, label: str = "fine", *, limit: Optional[int] = 100, family: Optional[str] = None,
                 augment: Optional[str] = None, pretrained: str = "any", sort: str = "rank",
-                descending: bool = False) -> list[LeaderboardRow]:
+                descending: bool = False, cache: Optional["BoardCache"] = None) -> list[LeaderboardRow]:
     """The leaderboard's rows: ranked by validation accuracy (ties: test accuracy), filtered, then sorted by
     `sort` when asked (missing values last). `rank` stays the place on the whole board."""
     check_board(dataset, label)
@@ -74,25 +68,61 @@ def leaderboard(store, dataset: str, label: str = "fine", *, limit: Optional[int
         raise ViewError(f"cannot sort by {sort!r}; choose one of: {', '.join(SORTS)}")
     if pretrained not in PRETRAINED_FILTERS:
         raise ViewError(f"pretrained filter {pretrained!r}; choose one of: {', '.join(PRETRAINED_FILTERS)}")
-    # the top `limit` by rank can be read alone; a filter or another order needs the whole board
-    whole = bool(family or augment or pretrained != "any" or sort != "rank" or descending)
-    rows = store.leaderboard(dataset, label, None if whole else limit)
-    rows = [r for r in rows if _matches(r, family, augment, pretrained)]
-    out = [LeaderboardRow(**r, trial=short_trial(r["trial_id"]), key_params=key_params(r.get("params") or {}, r.get("kind")))
-           for r in rows]
-    if sort != "rank" or descending:
-        present = [r for r in out if getattr(r, sort) is not None]
-        missing = [r for r in out if getattr(r, sort) is None]
-        out = sorted(present, key=_sort_key(sort), reverse=descending) + missing
-    return out[:limit] if limit is not None else out
+    if not (family or augment or pretrained != "any" or sort != "rank" or descending):
+        rows = store.leaderboard(dataset, label, limit)  # the top `limit` by rank, read alone
+    else:  # filter and sort the whole board's light rows, then complete only the rows returned
+        index = cache.board_index(store, dataset, label) if cache else store.board_index(dataset, label)
+        rows = [dict(r) for r in index if _matches(r, family, augment, pretrained)]
+        if sort != "rank" or descending:
+            rows = _sorted(rows, sort, descending)
+        rows = store.with_params(rows[:limit] if limit is not None else rows)
+    return [LeaderboardRow(**r, trial=short_trial(r["trial_id"]), key_params=key_params(r["params"], r.get("kind")))
+            for r in rows]
+
+
+class BoardCache:
+    """Whole-board indexes kept until the store's version moves: filtering or sorting a board of 10,000 trials
+    reads it once per change, not once per request. Safe across the web app's worker threads."""
+
+    def __init__(self, size: int = 8):
+        self.size = size
+        self._items: dict[tuple, list[dict]] = {}
+        self._lock = threading.Lock()
+
+    def board_index(self, store, dataset: str, label: str) -> list[dict]:
+        key = (dataset, label, store.version())
+        with self._lock:
+            found = self._items.get(key)
+        if found is None:
+            found = store.board_index(dataset, label)
+            with self._lock:
+                self._items = {k: v for k, v in self._items.items() if k[:2] != key[:2]}  # older versions of it
+                self._items[key] = found
+                while len(self._items) > self.size:
+                    self._items.pop(next(iter(self._items)))
+        return found
+
+
+def _sorted(rows: list[dict], sort: str, descending: bool) -> list[dict]:
+    """Rows by `sort` (missing values last, whatever the direction)."""
+    def value(r):
+        return short_trial(r["trial_id"]) if sort == "trial" else r.get(sort)
+
+    present = [r for r in rows if value(r) is not None]
+    missing = [r for r in rows if value(r) is None]
+    present.sort(key=lambda r: value(r).lower() if isinstance(value(r), str) else value(r), reverse=descending)
+    return present + missing
 
 
 def leaderboard_choices(store, dataset: str, label: str) -> dict[str, list[str]]:
-    """The families and augmentations on a board, for its filters."""
+    """The families and augmentations on a board, for its filters (kept by the store as trials land)."""
     check_board(dataset, label)
-    rows = store.leaderboard(dataset, label, None)
-    return {"family": sorted({r["family"] for r in rows if r.get("family")}),
-            "augment": sorted({r["augment"] for r in rows if r.get("augment")})}
+    facets = store.board_facets(dataset, label)
+    if not facets["family"] and store.leaderboard_sizes([(dataset, label)]):  # a store written before facets
+        rows = store.board_index(dataset, label)
+        facets = {"family": sorted({r["family"] for r in rows if r.get("family")}),
+                  "augment": sorted({r["augment"] for r in rows if r.get("augment")})}
+    return facets
 
 
 def runs(store, *, kind: Optional[str] = None, limit: int = 100) -> list[RunRow]:

@@ -8,14 +8,16 @@ by the store's pub/sub channel.
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, Optional
 from urllib.parse import urlencode
 
 import plotly
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -80,6 +82,7 @@ def create_app(store_factory: Callable[[], ResultStore]) -> FastAPI:
                          description="Read-only views of tunelab's result store: leaderboards, sweeps, runs, trials. "
                                      "`/api/events` streams store updates as server-sent events.")
     app.state.store = store
+    board_cache = views.BoardCache()
 
     def get_store() -> ResultStore:
         return app.state.store
@@ -137,7 +140,7 @@ def create_app(store_factory: Callable[[], ResultStore]) -> FastAPI:
         """Ranked by validation accuracy (ties: test accuracy), the order of `tunelab leaderboard --json`."""
         try:
             return views.leaderboard(s, dataset, label, limit=limit, family=family, augment=augment,
-                                     pretrained=pretrained, sort=sort, descending=order == "desc")
+                                     pretrained=pretrained, sort=sort, descending=order == "desc", cache=board_cache)
         except views.ViewError as e:
             raise _view_error(e) from None
 
@@ -172,12 +175,27 @@ def create_app(store_factory: Callable[[], ResultStore]) -> FastAPI:
         """A run with its trials, best validation accuracy first (the order of `tunelab sweep show`)."""
         return run_or_404(s, run_id)
 
+    chart_cache: OrderedDict[tuple, bytes] = OrderedDict()  # (run, what its charts depend on) -> figure JSON
+    cache_lock = threading.Lock()  # sync routes run in a thread pool
+
     @app.get("/api/runs/{run_id}/charts", tags=["runs"])
-    def api_run_charts(run_id: str, s: ResultStore = Depends(get_store)) -> dict:
+    def api_run_charts(run_id: str, s: ResultStore = Depends(get_store)) -> Response:
         """Plotly figures for a run: best-so-far, parallel coordinates, learning curves, parameter effects."""
         detail = run_or_404(s, run_id)
-        epochs = s.epochs_of(t.id for t in detail.trials)
-        return charts.run_charts(detail.run.model_dump(), detail.trials, epochs)
+        # Building figures for a large sweep costs a second of CPU: build once per change of the run's results.
+        key = (run_id, detail.run.status, tuple((t.id, t.status, t.epochs_done, t.best_val_acc) for t in detail.trials))
+        with cache_lock:
+            body = chart_cache.get(key)
+            if body is not None:
+                chart_cache.move_to_end(key)
+        if body is None:
+            epochs = s.epochs_of(t.id for t in detail.trials)
+            body = json.dumps(charts.run_charts(detail.run.model_dump(), detail.trials, epochs)).encode()
+            with cache_lock:
+                chart_cache[key] = body
+                while len(chart_cache) > 32:
+                    chart_cache.popitem(last=False)
+        return Response(body, media_type="application/json")
 
     @app.get("/api/trials/{trial_id}", response_model=TrialDetail, tags=["trials"])
     def api_trial(trial_id: str, s: ResultStore = Depends(get_store)) -> TrialDetail:
@@ -223,7 +241,7 @@ def create_app(store_factory: Callable[[], ResultStore]) -> FastAPI:
         try:
             rows = views.leaderboard(store, dataset, label, limit=limit, family=family or None,
                                      augment=augment or None, pretrained=pretrained, sort=sort,
-                                     descending=order == "desc")
+                                     descending=order == "desc", cache=board_cache)
             choices = views.leaderboard_choices(store, dataset, label)
         except views.ViewError as e:
             return page(request, "error.html", 400, title="bad request", message=str(e))

@@ -6,6 +6,7 @@ PREFIX = "tl"
 SCHEMA = f"{PREFIX}:schema"  # STRING: schema version of the data in this database
 RUNS = f"{PREFIX}:runs"  # ZSET: run ids by start time
 EVENTS = f"{PREFIX}:events"  # pub/sub channel: run/trial/epoch updates
+VERSION = f"{PREFIX}:version"  # STRING counter: bumped with every event, so readers can cache until it moves
 
 
 def run(run_id: str) -> str:
@@ -31,3 +32,8 @@ def trial_epochs(trial_id: str) -> str:
 def leaderboard(dataset: str, label: str) -> str:
     """ZSET: trial ids by best validation accuracy, per dataset and label kind (fine/coarse)."""
     return f"{PREFIX}:lb:{dataset}:{label}"
+
+
+def board_facet(dataset: str, label: str, facet: str) -> str:
+    """SET: the values of `facet` (family, augment) among the trials on a leaderboard, for its filters."""
+    return f"{PREFIX}:lbf:{dataset}:{label}:{facet}"

@@ -87,7 +87,12 @@ class ResultStore:
             raise StoreError(f"Redis at {shown} holds tunelab schema v{version}, this tunelab writes v{keys.SCHEMA_VERSION}; use another database")
 
     def _publish(self, pipe, kind: str, **fields) -> None:
+        pipe.incr(keys.VERSION)
         pipe.publish(keys.EVENTS, _dumps({"type": kind, **fields}))
+
+    def version(self) -> int:
+        """A counter that moves whenever anything a view shows changes (every write that publishes an event)."""
+        return int(self.r.get(keys.VERSION) or 0)
 
     # ------------------------------------------------------------------------------------------ runs
 
@@ -166,8 +171,9 @@ class ResultStore:
     def record_epoch(self, trial_id: str, metrics: dict, checkpoint: str = "") -> None:
         """Store one epoch's metrics (idempotent per epoch) and update the trial's best and the leaderboards."""
         epoch = int(metrics["epoch"])
-        trial = self.r.hmget(keys.trial(trial_id), "run", "boards", "best_val_acc", "epochs_done", "dataset")
-        run_id, boards_json, best, done, dataset = trial
+        trial = self.r.hmget(keys.trial(trial_id), "run", "boards", "best_val_acc", "epochs_done", "dataset",
+                             "family", "model", "augment")
+        run_id, boards_json, best, done, dataset, family, model, augment = trial
         if run_id is None:
             raise StoreError(f"no trial {trial_id!r} in the store; start_trial first")
         boards = json.loads(boards_json or "{}")
@@ -204,6 +210,8 @@ class ResultStore:
                 score = record.get(names["val"])
                 if score is not None:
                     p.zadd(keys.leaderboard(dataset, label), {trial_id: float(score)}, gt=True)
+                    p.sadd(keys.board_facet(dataset, label, "family"), family or model or "")
+                    p.sadd(keys.board_facet(dataset, label, "augment"), augment or "none")
             self._publish(p, "epoch", run=run_id, trial=trial_id, epoch=epoch)
             p.execute()
 
@@ -267,37 +275,74 @@ class ResultStore:
 
     # ---------------------------------------------------------------------------------- leaderboards
 
-    def leaderboard_sizes(self) -> dict[tuple[str, str], int]:
-        """(dataset, label) -> number of trials, for every leaderboard that holds any."""
-        names = sorted(self.r.scan_iter(match=keys.leaderboard("*", "*"), count=1000))
+    def leaderboard_sizes(self, boards: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """(dataset, label) -> number of trials, for each of `boards` that holds any (one round trip)."""
+        boards = list(boards)
         with self.r.pipeline() as p:
-            for n in names:
-                p.zcard(n)
+            for dataset, label in boards:
+                p.zcard(keys.leaderboard(dataset, label))
             sizes = p.execute()
-        return {tuple(n.split(":")[-2:]): size for n, size in zip(names, sizes) if size}
+        return {b: n for b, n in zip(boards, sizes) if n}
+
+    # what a leaderboard row shows of a trial, read with HMGET (not the whole hash): a board can hold 10,000s
+    _BOARD_FIELDS = ("run", "model", "family", "augment", "pretrained", "status", "epochs_done", "boards",
+                     "train_time_s", "images_per_s", "n_params", "test_acc", "test_acc_coarse")
 
     def leaderboard(self, dataset: str, label: str = "fine", limit: Optional[int] = 100) -> list[dict]:
-        """Best trials for `dataset`/`label`, ranked by best validation accuracy (ties: test accuracy);
-        `limit=None` for the whole board."""
+        """Best trials for `dataset`/`label`, ranked by best validation accuracy (ties: test accuracy), with
+        their params; `limit=None` for the whole board."""
         end = -1 if limit is None else limit - 1
         ranked = self.r.zrevrange(keys.leaderboard(dataset, label), 0, end, withscores=True)
-        trials = self._trials(t for t, _ in ranked)
+        return self.with_params(self._board_rows(ranked, dataset, label))
+
+    def board_index(self, dataset: str, label: str = "fine") -> list[dict]:
+        """Every row of a leaderboard, ranked, without params: what filtering and sorting a large board needs,
+        in three round trips. `with_params` completes the rows a page shows."""
+        ranked = self.r.zrevrange(keys.leaderboard(dataset, label), 0, -1, withscores=True)
+        return self._board_rows(ranked, dataset, label)
+
+    def with_params(self, rows: list[dict]) -> list[dict]:
+        """`rows` (from `board_index`) with each trial's params, in one round trip."""
         with self.r.pipeline() as p:
-            for t in trials:
-                p.hmget(keys.run(t["run"]), "name", "kind", "started")
-            runs = p.execute()
+            for r in rows:
+                p.hget(keys.trial(r["trial_id"]), "params")
+            for r, params in zip(rows, p.execute()):
+                r["params"] = json.loads(params or "{}")
+        return rows
+
+    def board_facets(self, dataset: str, label: str = "fine") -> dict[str, list[str]]:
+        """The model families and augmentation policies among a leaderboard's trials."""
+        with self.r.pipeline() as p:
+            for facet in ("family", "augment"):
+                p.smembers(keys.board_facet(dataset, label, facet))
+            fam, aug = p.execute()
+        return {"family": sorted(fam), "augment": sorted(aug)}
+
+    def _board_rows(self, ranked: list, dataset: str, label: str) -> list[dict]:
+        with self.r.pipeline() as p:
+            for tid, _ in ranked:
+                p.hmget(keys.trial(tid), *self._BOARD_FIELDS)
+            found = [(tid, score, dict(zip(self._BOARD_FIELDS, vals))) for (tid, score), vals in zip(ranked, p.execute())
+                     if vals[0] is not None]  # a trial deleted under the board: skipped
+        run_ids = sorted({t["run"] for _, _, t in found})
+        with self.r.pipeline() as p:
+            for rid in run_ids:
+                p.hmget(keys.run(rid), "name", "kind", "started")
+            runs = dict(zip(run_ids, p.execute()))
+        boards_seen: dict[str, str] = {}  # boards JSON is the same for most trials: parse each variant once
         rows = []
-        for t, (name, kind, started), (_, score) in zip(trials, runs, ranked):
-            names = t["boards"].get(label, {"val": "val_acc", "test": "test_acc"})
+        for tid, score, t in found:
+            name, kind, started = runs[t["run"]]
+            raw = t["boards"] or "{}"
+            if raw not in boards_seen:
+                boards_seen[raw] = json.loads(raw).get(label, {"test": "test_acc"})["test"]
             rows.append({
-                "run_id": t["run"], "trial_id": t["id"], "run_name": name, "kind": kind,
-                "started": _num(started), "dataset": dataset, "label": label, "model": t.get("model"),
-                "family": t.get("family") or t.get("model"),
-                "augment": t.get("augment"), "pretrained": t.get("pretrained"), "params": t.get("params", {}),
-                "status": t.get("status"), "epochs": t.get("epochs_done", 0),
-                "val_acc": score, "test_acc": t.get(names["test"]),
-                "train_time_s": t.get("train_time_s"), "images_per_s": t.get("images_per_s"),
-                "n_params": t.get("n_params"),
+                "run_id": t["run"], "trial_id": tid, "run_name": name, "kind": kind,
+                "started": _num(started), "dataset": dataset, "label": label, "model": t["model"],
+                "family": t["family"] or t["model"], "augment": t["augment"], "pretrained": t["pretrained"],
+                "status": t["status"], "epochs": _num(t["epochs_done"]) or 0,
+                "val_acc": score, "test_acc": _num(t.get(boards_seen[raw])), "train_time_s": _num(t["train_time_s"]),
+                "images_per_s": _num(t["images_per_s"]), "n_params": _num(t["n_params"]),
             })
         rows.sort(key=lambda r: (-(r["val_acc"] or 0), -(r["test_acc"] or 0)))
         for i, r in enumerate(rows, 1):

@@ -187,3 +187,15 @@ def test_events_stream_store_updates(store):
         reader.join(15)
     kinds = [(e["type"], e.get("trial")) for e in got]
     assert ("trial", "live-00000") in kinds and ("epoch", "live-00000") in kinds, got
+
+
+def test_filtered_boards_are_cached_until_the_store_changes(client):
+    c, store, _ = client
+    first = c.get("/api/leaderboard?dataset=mnist&family=cnn").json()
+    version = store.version()
+    assert c.get("/api/leaderboard?dataset=mnist&family=cnn").json() == first and store.version() == version
+    add_trial(store, "sw", "sw-00009", model="cnn", family="cnn", accs=(0.999,))
+    assert store.version() > version
+    again = c.get("/api/leaderboard?dataset=mnist&family=cnn").json()
+    assert _ids(again) == ["sw-00009"] + _ids(first)  # the cached index was not served stale
+    assert "cnn" in c.get("/leaderboard?dataset=mnist").text  # the family filter lists it (kept as trials land)
