@@ -23,7 +23,7 @@ class ClusterInfo:
     gpus: float
 
 
-def _check_reachable(address: str, timeout: float = 3.0) -> None:
+def check_reachable(address: str, timeout: float = 3.0) -> None:
     """Fail fast (instead of Ray's long retries) when host:port of `address` does not answer."""
     if address == "auto":
         return
@@ -51,7 +51,7 @@ def connect(address: Optional[str] = None, *, num_cpus: Optional[int] = None, nu
         return _info(address or "local", local=address is None)
     try:
         if address:
-            _check_reachable(address)
+            check_reachable(address)
             ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
         else:
             ray.init(

@@ -14,6 +14,22 @@ from cluster.connect import ClusterError, ClusterInfo
 FIX = "pass --storage s3://BUCKET/PATH, gs://BUCKET/PATH or a path every node mounts (or set TUNELAB_STORAGE)"
 
 
+SCHEMES = ("s3", "gs", "gcs", "hdfs", "abfs", "abfss", "file")  # what Ray's storage (pyarrow.fs) can write to
+
+
+def check_uri(storage: str) -> None:
+    """Refuse a storage location Ray cannot write to, before anything runs (ClusterError, one line)."""
+    if "://" not in storage:
+        if not storage.strip():
+            raise ClusterError(f"--storage is empty; {FIX}")
+        return
+    scheme = storage.split("://", 1)[0].lower()
+    if scheme not in SCHEMES:
+        raise ClusterError(f"--storage {storage}: Ray cannot store checkpoints at a {scheme}:// URI; {FIX}")
+    if not storage.split("://", 1)[1].strip("/"):
+        raise ClusterError(f"--storage {storage} names no bucket or path; e.g. {scheme}://BUCKET/tunelab")
+
+
 def check_shared(storage: str, explicit: bool, info: ClusterInfo) -> None:
     """Refuse node-local storage on a multi-node cluster (ClusterError, one line naming the fix)."""
     if info.nodes <= 1 or "://" in storage:

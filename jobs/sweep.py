@@ -146,27 +146,45 @@ def _trainable(config: dict, spec_dict: dict, data_ref, storage_path: str) -> No
             save_checkpoint(state, Path(d))
             tune.report(metrics, checkpoint=Checkpoint.from_directory(d))
 
-    run_training(cfg, data, report=report, resume_state=resume_state, evaluate_test=False)
+    from jobs.errors import TrainingDiverged
+
+    try:
+        run_training(cfg, data, report=report, resume_state=resume_state, evaluate_test=False)
+    except TrainingDiverged as e:
+        # Deterministic: a retry (FailureConfig) would diverge again. End the trial with its error instead; the
+        # store marks it failed, schedulers see the worst score, and the sweep goes on.
+        tune.report({spec_dict["metric"]: 0.0, DIVERGED: str(e)})  # the metric is an accuracy: 0 is the worst
+
+
+DIVERGED = "diverged"  # result key of a trial whose loss stopped being finite
 
 
 class SweepStoreCallback(tune.Callback):
-    """On the driver: writes the sweep's trials, every epoch, and each trial's end to the result store."""
+    """On the driver: writes the sweep's trials, every epoch, and each trial's end to the result store.
 
-    def __init__(self, redis_url: str, run_id: str, spec_dict: dict):
-        self.redis_url, self.run_id, self.spec_dict = redis_url, run_id, spec_dict
+    Writes go through a `BufferedWriter`: if Redis goes away the sweep trains on, writes wait and are flushed
+    when it is back; whatever is still unwritten when the sweep ends is spilled to `spill_path`.
+    """
+
+    def __init__(self, redis_url: str, run_id: str, spec_dict: dict, spill_path: Optional[str] = None):
+        from results.buffer import BufferedWriter
+
+        self.redis_url, self.run_id, self.spec_dict, self.spill_path = redis_url, run_id, spec_dict, spill_path
         self.started: set[str] = set()
-        self._store = None
+        self.failed: set[str] = set()
+        self.w = BufferedWriter(redis_url)
 
-    def __getstate__(self):  # Tune saves its callbacks with the experiment; a connection does not pickle
-        return {**self.__dict__, "_store": None, "started": set()}
+    def __getstate__(self):  # Tune saves its callbacks with the experiment
+        return {**self.__dict__, "started": set()}
 
-    @property
-    def store(self):
-        if self._store is None:
-            from results import ResultStore
+    def on_experiment_end(self, trials, **info):
+        import logging
 
-            self._store = ResultStore.from_url(self.redis_url)
-        return self._store
+        if not self.w.drain(timeout_s=60) and self.spill_path:
+            path = self.w.spill(Path(self.spill_path))
+            logging.getLogger("tunelab").error(
+                "the result store stayed unreachable: %d write(s) saved to %s; write them later with "
+                "`tunelab store replay %s`", len(self.w.pending), path, path)
 
     def trial_key(self, trial) -> str:
         return f"{self.run_id}-{trial.trial_id}"
@@ -176,7 +194,7 @@ class SweepStoreCallback(tune.Callback):
         if tid not in self.started:
             cfg = trial_config(self.spec_dict, trial.config)
             params = {k: v for k, v in trial.config.items()}
-            self.store.start_trial(tid, run_id=self.run_id, params=params, **trial_record(cfg))
+            self.w.call("start_trial", tid, run_id=self.run_id, params=params, **trial_record(cfg))
             self.started.add(tid)
         return tid
 
@@ -185,24 +203,30 @@ class SweepStoreCallback(tune.Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         tid = self._ensure(trial)
+        if isinstance(result.get(DIVERGED), str):
+            self.failed.add(tid)
+            self.w.call("finish_trial", tid, "failed", error=f"TrainingDiverged: {result[DIVERGED]}")
+            return
         metrics = {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         if "epoch" in metrics:
-            self.store.record_epoch(tid, metrics)
+            self.w.call("record_epoch", tid, metrics)
         if isinstance(result.get("checkpoint_path"), str):  # multi-worker trials: TuneReportCallback's key
-            self.store.set_checkpoint(tid, result["checkpoint_path"])
+            self.w.call("set_checkpoint", tid, result["checkpoint_path"])
         elif isinstance(result.get("checkpoint_dir_name"), str) and trial.path:
             # one-worker trials: the checkpoint saved with this result, in the trial's own directory. Recorded
             # here as well as in on_checkpoint, which Tune skips when it fails to handle a save (seen under PBT).
-            self.store.set_checkpoint(tid, f"{trial.path}/{result['checkpoint_dir_name']}")
+            self.w.call("set_checkpoint", tid, f"{trial.path}/{result['checkpoint_dir_name']}")
 
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
-        self.store.set_checkpoint(self._ensure(trial), checkpoint.path)
+        self.w.call("set_checkpoint", self._ensure(trial), checkpoint.path)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         tid = self._ensure(trial)
+        if tid in self.failed:  # ended by divergence: already recorded as failed, with its error
+            return
         done = int((trial.last_result or {}).get("epoch", 0))
         epochs = trial_config(self.spec_dict, trial.config).epochs
-        self.store.finish_trial(tid, "completed" if done >= epochs else "stopped")
+        self.w.call("finish_trial", tid, "completed" if done >= epochs else "stopped")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         tid = self._ensure(trial)
@@ -210,7 +234,7 @@ class SweepStoreCallback(tune.Callback):
         if getattr(trial, "error_file", None) and Path(trial.error_file).exists():
             lines = [ln for ln in Path(trial.error_file).read_text(errors="replace").splitlines() if ln.strip()]
             err = lines[-1][:300] if lines else ""
-        self.store.finish_trial(tid, "failed", error=err or "trial raised an error")
+        self.w.call("finish_trial", tid, "failed", error=err or "trial raised an error")
 
 
 class _Quiet(tune.ProgressReporter):
@@ -255,7 +279,10 @@ def run_sweep(spec: SweepSpec, store, run_id: str, data_ref, storage_path: str, 
         trainable = tune.with_resources(trainable, {"cpu": cpus, "gpu": r.gpus_per_worker})
     else:  # the trial only drives a TorchTrainer, which asks for the workers' resources itself
         trainable = tune.with_resources(trainable, {"cpu": 0.01})
-    callback = SweepStoreCallback(store.url, run_id, spec_dict)
+    local = "://" not in storage_path
+    spill = str(Path(storage_path) / spec.name / f"tunelab-unwritten-{run_id}.jsonl") if local else \
+        str(Path.home() / ".tunelab" / f"unwritten-{run_id}.jsonl")
+    callback = SweepStoreCallback(store.url, run_id, spec_dict, spill_path=spill)
     t0 = time.monotonic()
     exp_path = str(Path(storage_path) / spec.name) if "://" not in storage_path else f"{storage_path.rstrip('/')}/{spec.name}"
     if resume:

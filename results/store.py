@@ -109,13 +109,13 @@ class ResultStore:
             self._publish(p, "run", run=run_id, status="running")
             p.execute()
 
-    def finish_run(self, run_id: str, status: str, error: str = "") -> None:
+    def finish_run(self, run_id: str, status: str, error: str = "", ended: Optional[float] = None) -> None:
         """Mark a run completed / failed / stopped, with its wall time and best trial."""
         run = self.r.hgetall(keys.run(run_id))
         if not run:
             raise StoreError(f"no run {run_id!r} in the store")
         best = self.r.zrevrange(keys.run_trials(run_id), 0, 0)
-        ended = _now()
+        ended = ended or _now()
         fields = {"status": status, "ended": ended, "wall_time_s": round(ended - float(run["started"]), 3)}
         if best:
             fields["best_trial"] = best[0]
@@ -153,7 +153,7 @@ class ResultStore:
 
     def start_trial(self, trial_id: str, *, run_id: str, model: str, dataset: str, labels: str,
                     boards: dict[str, dict[str, str]], augment: str = "none", pretrained: str = "false",
-                    params: Optional[dict] = None, family: str = "") -> None:
+                    params: Optional[dict] = None, family: str = "", started: Optional[float] = None) -> None:
         """Record a trial. `boards` maps a leaderboard label ("fine"/"coarse") to the metric names that rank
         the trial there: {"val": "val_acc", "test": "test_acc"}. `family` is the model's registry family."""
         with self.r.pipeline() as p:
@@ -161,7 +161,7 @@ class ResultStore:
                 "id": trial_id, "run": run_id, "status": "running", "model": model, "family": family or model,
                 "dataset": dataset,
                 "labels": labels, "augment": augment, "pretrained": pretrained, "params": _dumps(params or {}),
-                "boards": _dumps(boards), "started": _now(),
+                "boards": _dumps(boards), "started": started or _now(),
             })
             # -1 until the first epoch: listed with its run, below every trial that has a result.
             p.zadd(keys.run_trials(run_id), {trial_id: -1.0}, nx=True)
@@ -235,12 +235,13 @@ class ResultStore:
         enc = {k: v if isinstance(v, (str, int, float)) else _dumps(v) for k, v in fields.items()}
         self.r.hset(keys.run(run_id), mapping=enc)
 
-    def finish_trial(self, trial_id: str, status: str, error: str = "") -> None:
+    def finish_trial(self, trial_id: str, status: str, error: str = "", ended: Optional[float] = None) -> None:
         run_id = self.r.hget(keys.trial(trial_id), "run")
         if run_id is None:
             raise StoreError(f"no trial {trial_id!r} in the store")
         with self.r.pipeline() as p:
-            p.hset(keys.trial(trial_id), mapping={"status": status, "ended": _now(), **({"error": error} if error else {})})
+            p.hset(keys.trial(trial_id), mapping={"status": status, "ended": ended or _now(),
+                                                  **({"error": error} if error else {})})
             self._publish(p, "trial", run=run_id, trial=trial_id, status=status)
             p.execute()
 

@@ -35,10 +35,11 @@ def redis_server_binary() -> str:
 class RedisServer:
     """A real redis-server on a free loopback port (never 6379), in its own folder."""
 
-    def __init__(self, workdir: Path, password: str | None = None):
+    def __init__(self, workdir: Path, password: str | None = None, persist: bool = False):
         self.workdir = workdir
         self.port = _free_port()
         self.password = password
+        self.persist = persist  # append-only file, fsync per write: a restart keeps everything
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -49,7 +50,8 @@ class RedisServer:
     def start(self) -> "RedisServer":
         self.workdir.mkdir(parents=True, exist_ok=True)
         args = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
-                "--save", "", "--appendonly", "no"]
+                "--save", ""]
+        args += ["--appendonly", "yes", "--appendfsync", "always"] if self.persist else ["--appendonly", "no"]
         if self.password:
             args += ["--requirepass", self.password]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -214,6 +214,17 @@ def store_status(as_json: bool = typer.Option(False, "--json")) -> None:
         out.print(" ".join(f"{k}={v}" for k, v in rec.items()))
 
 
+@store_app.command("replay")
+def store_replay(path: Path = typer.Argument(..., help="a tunelab-unwritten-*.jsonl file a sweep left")) -> None:
+    """Write the results a sweep could not write while the store was unreachable (idempotent)."""
+    from results.buffer import replay
+
+    if not path.is_file():
+        raise UserError(f"{path} is not a file; pass the tunelab-unwritten-*.jsonl path the sweep printed")
+    n = replay(_store(_settings()), path)
+    out.print(f"replayed {n} write(s) from {path}", markup=False)
+
+
 @store_app.command("stop")
 def store_stop() -> None:
     """Stop the embedded Redis server (it saves first; the next command starts it again)."""
@@ -287,8 +298,15 @@ def train(
         gpus_per_worker=gpus_per_worker, pretrained=_pretrained_arg(pretrained), input_size=input_size,
         freeze_epochs=freeze_epochs, backbone_lr_scale=backbone_lr_scale, augment=augment,
     )
+    from cluster.storage import check_uri
     from jobs import data
 
+    if storage is not None:
+        check_uri(storage)
+    if address:  # an unreachable cluster is found in seconds, before any data is read
+        from cluster.connect import check_reachable
+
+        check_reachable(address)
     data.require(cfg.dataset, s.data_dir)
     store = _store(s)
     if address and not s.redis_url:
@@ -395,6 +413,14 @@ def _run_sweep(spec, settings: Settings, store, *, address: Optional[str], stora
     from jobs import data
     from jobs.sweep import run_sweep
 
+    from cluster.storage import check_uri
+
+    if storage is not None:
+        check_uri(storage)
+    if address:
+        from cluster.connect import check_reachable
+
+        check_reachable(address)
     data.require(spec.dataset, settings.data_dir)
     if address and not settings.redis_url:
         raise UserError("a remote cluster cannot reach the embedded result store; set TUNELAB_REDIS_URL to a Redis both can reach")
@@ -424,11 +450,18 @@ def _run_sweep(spec, settings: Settings, store, *, address: Optional[str], stora
     t0 = time.monotonic()
     stop_view = threading.Event()
 
+    import redis
+
     def view() -> None:  # compact live view from the store: one line per finished trial, a status line
         seen: set[str] = set()
         with err.status("sweep: starting trials …") as status:
             while not stop_view.wait(1.0):
-                trials = store.run_trials(run_id)
+                try:
+                    trials = store.run_trials(run_id)
+                except redis.RedisError:  # the sweep trains on; its callback buffers the writes
+                    status.update(f"sweep {spec.name}: result store unreachable — training goes on, writes are "
+                                  f"buffered · {time.monotonic() - t0:,.0f}s")
+                    continue
                 for t in trials:
                     if t.get("status") in ("completed", "stopped", "failed") and t["id"] not in seen:
                         seen.add(t["id"])
@@ -701,6 +734,10 @@ def submit(
     args = list(ctx.args)
     if args[:1] == ["--"]:
         args = args[1:]
+    if storage is not None:
+        from cluster.storage import check_uri
+
+        check_uri(storage)
     url = jobs.resolve_address(address, s.data_dir)
     env = jobs.job_env(url, redis_url=s.redis_url, storage=storage, data_dir=s.data_dir,
                        data_dir_explicit=bool(os.environ.get("TUNELAB_DATA_DIR")))

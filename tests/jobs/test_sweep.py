@@ -170,3 +170,57 @@ def test_pbt_perturbs_and_restores_from_checkpoints(tmp_path, store, mnist_ref):
         assert latest.is_dir() and list(latest.parent.glob("checkpoint_*")) == [latest]
         assert load_checkpoint(latest)["epoch"] == 3  # 0-based: the 4th epoch
     assert summary.test.get("test_acc") is not None
+
+
+def test_a_diverging_trial_fails_with_its_error_and_the_sweep_goes_on(tmp_path, store, mnist_ref):
+    spec = _spec(tmp_path, name="nan", budget={"epochs": 2, "samples": 1}, scheduler={"type": "fifo"},
+                 search={"algorithm": "grid"}, space={"lr": {"grid": [0.002, 10.0]}},
+                 fixed={"model": "cnn", "batch_size": 50, "optimizer": "sgd", "momentum": 0.0, "schedule": "constant",
+                        "warmup_epochs": 0})
+    summary = _sweep(spec, store, tmp_path, mnist_ref, run_id="nan")
+    by_lr = {t["params"]["lr"]: t for t in store.run_trials("nan")}
+    bad, good = by_lr[10.0], by_lr[0.002]
+    assert bad["status"] == "failed" and bad["error"].startswith("TrainingDiverged: training loss became nan"), bad
+    assert store.epochs(bad["id"]) == [] and bad.get("best_val_acc") is None  # nothing recorded as a result
+    assert good["status"] == "completed" and good["epochs_done"] == 2
+    assert summary.counts == {"completed": 1, "failed": 1} and summary.best_trial == good["id"]
+
+
+def test_redis_down_mid_sweep_training_goes_on_and_nothing_is_lost(tmp_path, mnist_ref):
+    """The store's server stopped for 20 s while trials train, then restarted: writes made meanwhile are kept,
+    flushed when it is back, and the store ends complete."""
+    import threading
+
+    from tests.conftest import RedisServer
+
+    server = RedisServer(tmp_path / "redis", persist=True).start()
+    try:
+        store = ResultStore.from_url(server.url)
+        spec = _spec(tmp_path, name="outage", budget={"epochs": 10, "samples": 3}, scheduler={"type": "fifo"},
+                     max_concurrent=1)
+        store.start_run("out", kind="sweep", name=spec.name, dataset="mnist", labels="fine", config=spec.model_dump())
+        done: dict = {}
+        sweep = threading.Thread(target=lambda: done.update(s=run_sweep(spec, store, "out", mnist_ref, str(tmp_path / "exp"))))
+        sweep.start()
+        deadline = time.monotonic() + 120
+        while not any(t.get("epochs_done") for t in store.run_trials("out")):
+            assert time.monotonic() < deadline and sweep.is_alive()
+            time.sleep(0.2)
+        server.stop()
+        down_at = time.time()
+        time.sleep(20)
+        assert sweep.is_alive()  # training did not stop with the store
+        up_at = time.time()
+        server.start()  # same port, same append-only file
+        sweep.join(300)
+        assert not sweep.is_alive() and done["s"].counts == {"completed": 3}
+        trials = store.run_trials("out")
+        assert len(trials) == 3 and all(t["status"] == "completed" for t in trials)
+        epochs = [e for t in trials for e in store.epochs(t["id"])]
+        for t in trials:
+            assert [e["epoch"] for e in store.epochs(t["id"])] == list(range(1, 11))
+        # epochs reported while the server was down (Tune's timestamps) reached the store after it came back
+        assert any(down_at <= e["timestamp"] <= up_at for e in epochs), [e["timestamp"] for e in epochs]
+        assert not list((tmp_path / "exp").rglob("tunelab-unwritten-*"))  # nothing had to be spilled
+    finally:
+        server.stop()

@@ -1,0 +1,164 @@
+"""Malformed input across CLI flags, sweep recipes, data folders and URLs: each gets one line naming the problem
+(and the fix), exit code 2, no traceback — and nothing half-written in the store or on disk."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import socket
+
+import pytest
+
+from tests.conftest import ROOT, in_process, run_cli
+
+WEIGHTS = str(ROOT.parent / "shared" / "weights" / "tf_efficientnet_lite0.in1k.pth")
+SMOKE = str(ROOT / "search_spaces" / "mnist_smoke.yaml")
+GOOD_RECIPE = "name: t\ndataset: mnist\nbudget: {epochs: 1, samples: 1}\nspace:\n  lr: {loguniform: [0.001, 0.1]}\n"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, mnist_source, redis_server):
+    """A user with real MNIST imported, a shared Redis, and a folder of inputs: recipes, data folders."""
+    from jobs.data import import_dir
+
+    root = tmp_path_factory.mktemp("bad")
+    data = root / "data"
+    assert import_dir(mnist_source, data) == ["mnist"]
+    files = root / "files"
+    (files / "empty").mkdir(parents=True)
+    recipes = {"not_yaml": "name: [unclosed\n", "unknown_key": GOOD_RECIPE + "colour: blue\n",
+               "bad_sampler": GOOD_RECIPE.replace("loguniform", "normal"), "empty_space": "name: t\ndataset: mnist\nspace: {}\n",
+               "unknown_model": GOOD_RECIPE + "  model: {choice: [cnn, resnet9000]}\n",
+               "python_tag": "name: !!python/object/apply:os.system ['echo pwned']\n"}
+    for name, text in recipes.items():
+        (files / f"{name}.yaml").write_text(text)
+    # an MNIST folder whose training images are truncated: the MD5 check must catch it before anything is copied
+    bad_mnist = files / "bad_mnist" / "MNIST" / "raw"
+    bad_mnist.mkdir(parents=True)
+    for src in (data / "MNIST" / "raw").iterdir():
+        shutil.copy(src, bad_mnist / src.name)
+    train = next(bad_mnist.glob("train-images*"))
+    train.write_bytes(train.read_bytes()[: train.stat().st_size // 2])
+    (files / "cifar_junk" / "cifar-100-python").mkdir(parents=True)
+    for part in ("train", "test", "meta"):
+        (files / "cifar_junk" / "cifar-100-python" / part).write_bytes(gzip.compress(b"not a pickle"))
+    env = {"TUNELAB_DATA_DIR": str(data), "TUNELAB_REDIS_URL": redis_server.url, "RAY_ADDRESS": "", "TUNELAB_STORAGE": ""}
+    return {"env": env, "files": files, "data": data}
+
+
+def _busy_port() -> socket.socket:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    return s
+
+
+BUSY = _busy_port()
+
+CASES = [
+    # --- train flags
+    (["train", "--model", "resnet9000"], "unknown model 'resnet9000'"),
+    (["train", "--model", "timm/resnet9000"], "timm has no model 'resnet9000'"),
+    (["train", "--model", "resnet18", "--pretrained", WEIGHTS], "do not fit resnet18"),
+    (["train", "--model", "tf_efficientnet_lite0", "--pretrained", "/no/such/weights.pth"], "does not exist"),
+    (["train", "--model", "cnn", "--pretrained", "true"], "cnn has no ImageNet weights"),
+    (["train", "--freeze-epochs", "2", "--epochs", "2"], "freeze_epochs 2 leaves no epoch"),
+    (["train", "--augment", "sharpen"], "unknown augmentation 'sharpen'"),
+    (["train", "--augment", "crop:99"], "magnitude of 'crop' must be between 0 and 16"),
+    (["train", "--augment", "crop_flip"], "flipped digits are other digits"),
+    (["train", "--augment", "mixup", "--batch-size", "63"], "must be even"),
+    (["train", "--dataset", "svhn"], "'svhn' is not one of"),
+    (["train", "--epochs", "-1"], "epochs: Input should be greater than or equal to 1"),
+    (["train", "--epochs", "two"], "--epochs"),
+    (["train", "--labels", "coarse"], "coarse labels exist only for cifar100"),
+    (["train", "--batch-size", "0"], "batch_size"),
+    (["train", "--lr", "-0.1"], "lr"),
+    (["train", "--dataset", "cifar100"], "CIFAR-100 is not in the data root"),
+    (["train", "--subset", "10"], "subset"),
+    # --- other commands
+    (["leaderboard", "--dataset", "mnist", "--label", "coarse"], "MNIST has no coarse labels"),
+    (["leaderboard"], "Missing option '--dataset'"),
+    (["leaderboard", "--dataset", "mnist", "--limit", "0"], "--limit"),
+    (["data", "download", "svhn"], "'svhn' is not one of"),
+    (["nonsense"], "No such command"),
+    (["dashboard", "--port", "70000"], "--port"),
+    (["dashboard", "--port", str(BUSY.getsockname()[1])], "cannot listen on 127.0.0.1"),
+    (["submit", "--", "data", "info"], "submit runs `train` or `sweep`"),
+    # --- sweep recipes and flags
+    (["sweep", "{files}/not_yaml.yaml"], "not valid YAML"),
+    (["sweep", "{files}/unknown_key.yaml"], "colour: unknown key"),
+    (["sweep", "{files}/bad_sampler.yaml"], "unknown sampler 'normal'"),
+    (["sweep", "{files}/empty_space.yaml"], "the search space is empty"),
+    (["sweep", "{files}/unknown_model.yaml"], "unknown model"),
+    (["sweep", "{files}/python_tag.yaml"], "python_tag.yaml"),
+    (["sweep", "{files}/missing.yaml"], "no such file"),
+    (["sweep", SMOKE, "--name", "bad name!"], "--name:"),
+    (["sweep", SMOKE, "--samples", "0"], "--samples"),
+    (["sweep", "resume", "never-ran"], "no sweep named 'never-ran'"),
+    # --- data folders
+    (["data", "import", "/nonexistent/folder"], "is not a folder"),
+    (["data", "import", "{files}/empty"], "no dataset files found"),
+    (["data", "import", "{files}/bad_mnist"], "MD5"),
+    (["data", "import", "{files}/cifar_junk"], "CIFAR-100"),
+    # --- URLs and addresses
+    (["runs", "--env", "TUNELAB_REDIS_URL=http://example.com/"], "invalid Redis URL"),
+    (["runs", "--env", "TUNELAB_REDIS_URL=redis://:hunter2@127.0.0.1:1/0"], "cannot reach Redis"),
+    (["train", "--address", "not an address"], "is not host:port"),
+    (["train", "--address", "127.0.0.1:1"], "cannot reach the Ray cluster at 127.0.0.1:1"),
+    (["train", "--storage", "ftp://host/path"], "cannot store checkpoints at a ftp:// URI"),
+    (["train", "--storage", "s3://"], "names no bucket or path"),
+    (["jobs", "list", "--address", "ftp://head:8265"], "is not http://HOST:PORT"),
+]
+
+
+def _ids(case):
+    return " ".join(case[0]).replace(WEIGHTS, "W").replace(str(ROOT), ".")[:80]
+
+
+def _snapshot(world, store) -> tuple:
+    files = sorted(str(p.relative_to(world["data"])) for p in world["data"].rglob("*"))
+    return files, sorted(store.r.scan_iter("tl:*"))
+
+
+@pytest.mark.parametrize("args,needle", CASES, ids=[_ids(c) for c in CASES])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(world, store, args, needle, monkeypatch, capsys):
+    env = dict(world["env"])
+    if args[1:2] == ["--env"]:  # a case about an environment variable
+        key, value = args[2].split("=", 1)
+        env[key] = value
+        args = [args[0], *args[3:]]
+    args = [a.replace("{files}", str(world["files"])) for a in args]
+    before = _snapshot(world, store)
+    proc = in_process(monkeypatch, capsys, env, *args)
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert needle in lines[0] and "Traceback" not in proc.stderr + proc.stdout, lines[0]
+    assert "hunter2" not in proc.stderr  # passwords never printed
+    assert _snapshot(world, store) == before  # nothing half-written: no run, no trial, no file
+
+
+def test_the_table_is_large_enough():
+    kinds = {"flags": 0, "recipes": 0, "data": 0, "urls": 0}
+    for args, _ in CASES:
+        joined = " ".join(args)
+        if args[0] == "sweep" and "{files}" in joined:
+            kinds["recipes"] += 1
+        elif args[:2] == ["data", "import"]:
+            kinds["data"] += 1
+        elif "--env" in args or "--address" in args or "--storage" in args:
+            kinds["urls"] += 1
+        else:
+            kinds["flags"] += 1
+    assert len(CASES) >= 30 and all(n >= 3 for n in kinds.values()), kinds
+
+
+def test_bad_input_in_a_fresh_process_too(world):
+    # the console-script path end to end, for two representative mistakes
+    for args, needle in [(["train", "--model", "resnet9000"], "unknown model 'resnet9000'"),
+                         (["train", "--epochs", "-1"], "greater than or equal to 1")]:
+        proc = run_cli(*args, env=world["env"])
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert proc.returncode == 2 and len(lines) == 1 and needle in lines[0], proc.stderr
+    assert json.loads(run_cli("runs", "--json", env=world["env"]).stdout) == []
