@@ -410,16 +410,14 @@ def _find_sweep(store, name: str) -> dict:
 
 def _run_sweep(spec, settings: Settings, store, *, address: Optional[str], storage: Optional[str], resume_of: Optional[dict]):
     from cluster import connect
+    from cluster.connect import check_reachable
+    from cluster.storage import check_shared, check_uri
     from jobs import data
     from jobs.sweep import run_sweep
-
-    from cluster.storage import check_uri
 
     if storage is not None:
         check_uri(storage)
     if address:
-        from cluster.connect import check_reachable
-
         check_reachable(address)
     data.require(spec.dataset, settings.data_dir)
     if address and not settings.redis_url:
@@ -433,8 +431,6 @@ def _run_sweep(spec, settings: Settings, store, *, address: Optional[str], stora
     prepared = data.prepare(data.load(spec.dataset, settings.data_dir), spec.labels, val_fraction, spec.seed,
                             spec.subset)
     err.print("starting Ray …" if not address else f"connecting to Ray at {address} …")
-    from cluster.storage import check_shared
-
     check_shared(storage_path, explicit=storage_path != settings.storage_path or bool(settings.storage),
                  info=connect(address))
     import ray
