@@ -189,6 +189,8 @@ def run_training(
         optimizer.load_state_dict(resume_state["optimizer"])
         scheduler.load_state_dict(resume_state["scheduler"])
         start_epoch = int(resume_state["epoch"]) + 1
+    # every epoch's metrics travel in the checkpoint: the experiment directory alone can rebuild the store
+    history: list[dict] = list((resume_state or {}).get("history", []))
     train_model = wrap_model(model)
 
     train_x, train_y = _as_tensor(data.train_x, device), _as_tensor(data.train_y, device)
@@ -255,6 +257,7 @@ def run_training(
             metrics["test_loss"] = test["loss"]
             if "acc_coarse" in test:
                 metrics["test_acc_coarse"] = test["acc_coarse"]
+        history.append(dict(metrics))
         state = None
         if rank == 0:
             state = {
@@ -263,6 +266,7 @@ def run_training(
                 "scheduler": scheduler.state_dict(),
                 "epoch": epoch,
                 "config": cfg.model_dump(),
+                "history": history,
             }
         report(metrics, state)
     return model

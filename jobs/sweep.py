@@ -258,6 +258,7 @@ class SweepSummary:
     counts: dict = field(default_factory=dict)
     wall_time_s: float = 0.0
     interrupted: bool = False
+    tests: dict = field(default_factory=dict)  # trial id -> test metrics, for every trial evaluated on test
 
 
 def run_sweep(spec: SweepSpec, store, run_id: str, data_ref, storage_path: str, *, resume: bool = False,
@@ -308,6 +309,11 @@ def run_sweep(spec: SweepSpec, store, run_id: str, data_ref, storage_path: str, 
                                  # drops that epoch's result. `_prune_checkpoints` keeps the latest at the end.
                                  checkpoint_config=CheckpointConfig(num_to_keep=None if spec.scheduler.type == "pbt" else 1)),
         )
+    from jobs.importer import write_manifest
+
+    run = store.get_run(run_id) or {}
+    write_manifest(exp_path, run_id=run_id, kind="sweep", name=spec.name, dataset=spec.dataset, labels=spec.labels,
+                   config=spec_dict, started=run.get("started") or time.time(), storage_path=storage_path)
     grid = tuner.fit()
     # an interrupted fit returns with trials left unfinished; its experiment state is saved for resume
     interrupted = grid.num_terminated + grid.num_errors < len(grid)
@@ -315,6 +321,8 @@ def run_sweep(spec: SweepSpec, store, run_id: str, data_ref, storage_path: str, 
         _prune_checkpoints(store, run_id)
     summary = summarise(spec, store, run_id, grid, data_ref, time.monotonic() - t0, test=not interrupted)
     summary.interrupted = interrupted
+    write_manifest(exp_path, status="stopped" if interrupted else "completed", ended=time.time(),
+                   tests=summary.tests, summary=json.loads(json.dumps(summary.__dict__, default=str)))
     return summary
 
 
@@ -364,7 +372,7 @@ def summarise(spec: SweepSpec, store, run_id: str, grid, data_ref, wall: float, 
     summary = SweepSummary(
         run_id=run_id, name=spec.name, best_trial=best["id"] if best else None,
         best_config=best.get("params", {}) if best else {}, best_val_acc=best.get("best_val_acc") if best else None,
-        test=tests.get(best["id"], {}) if best else {}, counts=counts, wall_time_s=round(wall, 1),
+        test=tests.get(best["id"], {}) if best else {}, counts=counts, wall_time_s=round(wall, 1), tests=tests,
     )
     store.update_run(run_id, summary=json.loads(json.dumps(summary.__dict__, default=str)))
     return summary

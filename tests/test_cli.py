@@ -1,6 +1,7 @@
 """The `tunelab` CLI end to end, as a user runs it: real processes, real Ray, the embedded Redis, real MNIST."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -58,7 +59,7 @@ def test_models_list_json():
     assert recs["cnn"]["params"] == 431_242 and recs["resnet20"]["family"] == "resnet_cifar"
 
 
-def test_mnist_two_workers_reaches_98_5_and_lands_on_the_leaderboard(mnist_user_env):
+def test_mnist_two_workers_reaches_98_5_and_lands_on_the_leaderboard(mnist_user_env, store):
     """The issue's acceptance run: full MNIST, 2 epochs, 2 DDP workers, test accuracy >= 98.5 %."""
     user_env = mnist_user_env
     proc = run_cli("train", "--dataset", "mnist", "--model", "cnn", "--epochs", "2", "--workers", "2", env=user_env)
@@ -79,6 +80,13 @@ def test_mnist_two_workers_reaches_98_5_and_lands_on_the_leaderboard(mnist_user_
 
     table = run_cli("leaderboard", "--dataset", "mnist", env=user_env)
     assert row["run_name"] in table.stdout and f"{100 * row['test_acc']:.2f}" in table.stdout
+
+    # the run's experiment directory alone rebuilds it in an empty store (epoch history from its checkpoint)
+    other = {**user_env, "TUNELAB_REDIS_URL": store.url}
+    imp = run_cli("results", "import", str(Path(user_env["TUNELAB_DATA_DIR"]) / "experiments"), env=other)
+    assert imp.returncode == 0 and row["run_id"] in imp.stdout, imp.stderr
+    assert json.loads(run_cli("leaderboard", "--dataset", "mnist", "--json", env=other).stdout) == lb
+    assert [e["epoch"] for e in store.epochs(row["trial_id"])] == [1, 2]
 
 
 def test_pretrained_file_is_recorded_and_shown_on_the_leaderboard(mnist_user_env):

@@ -27,6 +27,8 @@ store_app = typer.Typer(no_args_is_help=True, help="The result store (embedded R
 app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
 app.add_typer(store_app, name="store")
+results_app = typer.Typer(no_args_is_help=True, help="Results kept outside the store: rebuild it from experiment folders.")
+app.add_typer(results_app, name="results")
 cluster_app = typer.Typer(no_args_is_help=True, help="A Ray head on this machine: start, stop, status.")
 jobs_app = typer.Typer(no_args_is_help=True, help="Jobs submitted to a Ray cluster: list, status, logs, stop.")
 app.add_typer(cluster_app, name="cluster")
@@ -225,6 +227,16 @@ def store_replay(path: Path = typer.Argument(..., help="a tunelab-unwritten-*.js
     out.print(f"replayed {n} write(s) from {path}", markup=False)
 
 
+@results_app.command("import")
+def results_import(folder: Path = typer.Argument(..., help="a storage folder runs wrote (their experiment directories)")) -> None:
+    """Rebuild the store from experiment directories (Tune's results, checkpoints' epoch history); idempotent."""
+    from jobs.importer import import_dir
+
+    store = _store(_settings())
+    runs = import_dir(folder, store)
+    out.print(f"imported {len(runs)} run(s) from {folder}: {', '.join(runs)}", markup=False)
+
+
 @store_app.command("stop")
 def store_stop() -> None:
     """Stop the embedded Redis server (it saves first; the next command starts it again)."""
@@ -331,10 +343,17 @@ def train(
     run_id = _new_run_id()
     trial_id = f"{run_id}-t0"
     storage_path = storage or s.storage_path
+    started = round(time.time(), 3)
     store.start_run(run_id, kind="train", name=name or f"{cfg.model}-{cfg.dataset}", dataset=cfg.dataset,
-                    labels=cfg.labels, config=cfg.model_dump(), storage_path=storage_path)
+                    labels=cfg.labels, config=cfg.model_dump(), storage_path=storage_path, started=started)
     store.start_trial(trial_id, run_id=run_id, **trial_record(cfg),
                       params={k: v for k, v in cfg.model_dump().items() if k not in ("dataset", "model")})
+    from jobs.importer import write_manifest
+
+    exp_dir = f"{storage_path.rstrip('/')}/{run_id}"  # Ray Train's experiment directory for this run
+    write_manifest(exp_dir, run_id=run_id, kind="train", name=name or f"{cfg.model}-{cfg.dataset}",
+                   dataset=cfg.dataset, labels=cfg.labels, config=cfg.model_dump(), started=started,
+                   storage_path=storage_path)
     err.print(f"run {run_id}: {cfg.model} on {cfg.dataset} ({len(prepared.train_y):,} train / {len(prepared.val_y):,} val / "
               f"{len(prepared.test_y):,} test), {cfg.workers} worker(s) × {cfg.cpus_per_worker:g} CPU, {cfg.epochs} epochs")
     data_ref = ray.put(prepared)
@@ -377,6 +396,7 @@ def train(
     status_word = "failed" if error else "completed"
     store.finish_trial(trial_id, status_word, error=error or "")
     store.finish_run(run_id, status_word, error=error or "")
+    write_manifest(exp_dir, status=status_word, ended=time.time(), error=error or "")
     trial = store.get_trial(trial_id) or {}
     record = {
         "run_id": run_id, "trial_id": trial_id, "status": status_word, "model": cfg.model, "dataset": cfg.dataset,

@@ -17,7 +17,7 @@ import search_spaces
 from jobs import data
 from jobs.loop import load_checkpoint
 from jobs.sweep import run_sweep
-from results import ResultStore
+from results import ResultStore, keys
 from tests.conftest import ROOT
 
 
@@ -50,7 +50,7 @@ def _sweep(spec, store, tmp_path, mnist_ref, run_id="s1"):
     return run_sweep(spec, store, run_id, mnist_ref, str(tmp_path / "exp"))
 
 
-def test_asha_stops_trials_early_and_stores_every_trial(tmp_path, store, mnist_ref):
+def test_asha_stops_trials_early_and_stores_every_trial(tmp_path, store, mnist_ref, monkeypatch, capsys):
     spec = _spec(tmp_path, space={"lr": {"loguniform": [0.00003, 0.01]}})
     summary = _sweep(spec, store, tmp_path, mnist_ref)
     trials = store.run_trials("s1")
@@ -86,6 +86,25 @@ def test_asha_stops_trials_early_and_stores_every_trial(tmp_path, store, mnist_r
             f"{t['id'].rsplit('-', 1)[-1]} (stopped)" for t in trials if t["status"] == "stopped"}
         assert len(charts["parallel"]["data"][0]["dimensions"][0]["values"]) == 4  # lr, one value per trial
         assert 0 <= charts["best_so_far"]["data"][1]["x"][0] < 120  # seconds since the sweep started
+
+    # the experiment directory alone rebuilds the store: same leaderboard, trials and epochs; twice changes nothing
+    def snapshot():
+        trials_now = store.run_trials("s1")
+        return (store.leaderboard("mnist"), [{k: t.get(k) for k in ("id", "status", "epochs_done", "best_val_acc",
+                                                                     "test_acc", "params", "checkpoint")} for t in trials_now],
+                {t["id"]: [{k: v for k, v in e.items() if k != "recorded_at"} for e in store.epochs(t["id"])]
+                 for t in trials_now})
+
+    from tests.conftest import in_process
+
+    before = snapshot()
+    store.r.flushdb()
+    res = in_process(monkeypatch, capsys, {"TUNELAB_REDIS_URL": store.url}, "results", "import", str(tmp_path / "exp"))
+    assert res.returncode == 0 and "imported 1 run(s)" in res.stdout, res.stderr
+    assert snapshot() == before
+    once = {k: store.r.dump(k) for k in store.r.scan_iter("tl:*") if k != keys.VERSION and not k.startswith("tl:trial:")}
+    in_process(monkeypatch, capsys, {"TUNELAB_REDIS_URL": store.url}, "results", "import", str(tmp_path / "exp"))
+    assert {k: store.r.dump(k) for k in once} == once and snapshot() == before
 
 
 @pytest.mark.parametrize("algorithm", ["optuna", "hyperopt"])
