@@ -146,7 +146,7 @@ def start(data_dir: Path, *, port: int = DEFAULT_PORT, dashboard_port: int = DEF
     info = HeadInfo(gcs_address=f"{node_ip}:{port}",
                     dashboard_url=f"http://{'127.0.0.1' if dashboard_host in ('127.0.0.1', '0.0.0.0') else dashboard_host}:{dashboard_port}",
                     session_dir=session, started=time.time(), num_cpus=num_cpus, num_gpus=num_gpus,
-                    token=enable_token_auth())
+                    token=enable_token_auth() if env.get("RAY_AUTH_MODE") == "token" else None)
     tmp = state_file(data_dir).with_suffix(".tmp")
     tmp.write_text(json.dumps(asdict(info), indent=2))
     tmp.replace(state_file(data_dir))
