@@ -1,0 +1,99 @@
+"""How a training step runs fast: the speed options the loop and `benchmarks/gpu.sh` share.
+
+Pure PyTorch (no Ray, pydantic or numpy), so the GPU benchmark runs where only torch, torchvision and timm are
+installed. Nothing here reads a tensor back to the host: a step queues its work and returns the loss as a
+device tensor, so the CPU runs ahead of a GPU instead of waiting on it every step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+import torch.nn as nn
+
+
+@dataclass(frozen=True)
+class StepOptions:
+    """bf16 autocast, channels-last memory layout and `torch.compile`, each on or off."""
+
+    amp: bool = False
+    channels_last: bool = False
+    compile: bool = False
+
+    def describe(self) -> str:
+        on = [n for n, v in (("bf16", self.amp), ("channels-last", self.channels_last), ("compile", self.compile)) if v]
+        return "+".join(on) or "fp32"
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` computes bf16 natively. CPUs without AVX512-BF16 or AMX emulate it, slower than fp32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def autocast(device: torch.device, enabled: bool):
+    """bf16 autocast on `device` (CUDA or CPU) when enabled; a no-op context otherwise."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def prepare_model(model: nn.Module, device: torch.device, opts: StepOptions) -> nn.Module:
+    """`model` on `device`, in channels-last layout when asked (the parameters stay fp32: autocast casts)."""
+    model = model.to(device)
+    if opts.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def compiled(model: nn.Module, opts: StepOptions) -> nn.Module:
+    """`torch.compile(model)` when asked. The original module keeps the weights (checkpoints save it)."""
+    return torch.compile(model) if opts.compile else model
+
+
+def as_input(x: torch.Tensor, opts: StepOptions) -> torch.Tensor:
+    """An image batch in the layout the model expects."""
+    if opts.channels_last and x.ndim == 4:
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def fused_available(device: torch.device) -> bool:
+    """Fused (single-kernel) optimizer steps exist for CUDA and, since torch 2.4, the CPU."""
+    return device.type in ("cuda", "cpu")
+
+
+def train_step(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
+               y: torch.Tensor, opts: StepOptions, before_update: Optional[Callable[[], None]] = None) -> torch.Tensor:
+    """One forward/backward/update; returns the loss as a detached device tensor (no host sync)."""
+    with autocast(x.device, opts.amp):
+        loss = criterion(model(as_input(x, opts)), y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if before_update is not None:
+        before_update()
+    optimizer.step()
+    return loss.detach().float()
+
+
+def flops_per_image(model: nn.Module, x: torch.Tensor, y: torch.Tensor, criterion: nn.Module) -> float:
+    """Floating-point operations of one training step (forward + backward) per image, counted by torch's
+    FlopCounterMode on `x` (matmuls and convolutions: what dominates, and what TFLOP/s figures count)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        criterion(model(x), y).backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / len(x)
