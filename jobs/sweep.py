@@ -99,12 +99,19 @@ def make_searcher(spec: SweepSpec):
     return ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent)
 
 
-def _trainable(config: dict, spec_dict: dict, data_ref, storage_path: str) -> None:
-    """One trial. Reports every epoch (so ASHA and PBT act on it) with a checkpoint."""
+def _trainable(config: dict, spec_dict: dict, data_ref, storage_path: str, finished: frozenset = frozenset()) -> None:
+    """One trial. Reports every epoch (so ASHA and PBT act on it) with a checkpoint.
+
+    `finished` holds the ids of trials the store already has as finished when a sweep resumes: Tune's saved
+    state lags the store by up to its snapshot period, so after a crash it may hold a finished trial as
+    running. Such a trial returns at once instead of running again."""
     from ray.train import Checkpoint
 
+    from jobs.errors import JobError
     from jobs.loop import load_checkpoint, run_training, save_checkpoint, train_loop_per_worker
 
+    if tune.get_context().get_trial_id() in finished:
+        return
     cfg = trial_config(spec_dict, config)
     # tune.with_parameters hands the object-store value over already resolved (zero-copy numpy arrays)
     data = ray.get(data_ref) if isinstance(data_ref, ray.ObjectRef) else data_ref
@@ -126,10 +133,17 @@ def _trainable(config: dict, spec_dict: dict, data_ref, storage_path: str) -> No
         return
 
     resume_state = None
+    restarted = None  # why the trial starts again from epoch 1 instead of its checkpoint
     ckpt = tune.get_checkpoint()
     if ckpt is not None:
-        with ckpt.as_directory() as d:
-            resume_state = load_checkpoint(Path(d))
+        try:
+            with ckpt.as_directory() as d:
+                resume_state = load_checkpoint(Path(d))
+        except JobError as e:
+            # A checkpoint cut short (a crash while it was written) would fail every retry and so the trial:
+            # train it again from the start instead; its epochs are rewritten in place in the store.
+            restarted = f"{str(e).split('; ')[0]}; the trial starts again from epoch 1"
+    if resume_state is not None:
         old = resume_state.get("config", {})
         if (old.get("lr"), old.get("weight_decay")) != (cfg.lr, cfg.weight_decay):
             # PBT restored another trial's checkpoint under a perturbed config: train on with the new values.
@@ -142,6 +156,9 @@ def _trainable(config: dict, spec_dict: dict, data_ref, storage_path: str) -> No
                 resume_state["scheduler"]["base_lrs"] = [g["lr"] for g in groups]
 
     def report(metrics: dict, state: Optional[dict]) -> None:
+        nonlocal restarted
+        if restarted:  # said once, with the first result, to the driver's callback
+            metrics, restarted = {**metrics, RESTARTED: restarted}, None
         with tempfile.TemporaryDirectory() as d:
             save_checkpoint(state, Path(d))
             tune.report(metrics, checkpoint=Checkpoint.from_directory(d))
@@ -157,6 +174,15 @@ def _trainable(config: dict, spec_dict: dict, data_ref, storage_path: str) -> No
 
 
 DIVERGED = "diverged"  # result key of a trial whose loss stopped being finite
+RESTARTED = "restarted"  # result key: why a resumed trial could not continue from its checkpoint
+
+
+def finished_for_good(trial: dict) -> bool:
+    """Whether the store has `trial` as finished for good: completed, stopped early, or diverged. (A trial that
+    failed with an error is not: a resumed sweep gives it another go.)"""
+    status = trial.get("status")
+    return status in ("completed", "stopped") or (
+        status == "failed" and str(trial.get("error", "")).startswith("TrainingDiverged"))
 
 
 class SweepStoreCallback(tune.Callback):
@@ -166,12 +192,17 @@ class SweepStoreCallback(tune.Callback):
     when it is back; whatever is still unwritten when the sweep ends is spilled to `spill_path`.
     """
 
-    def __init__(self, redis_url: str, run_id: str, spec_dict: dict, spill_path: Optional[str] = None):
+    def __init__(self, redis_url: str, run_id: str, spec_dict: dict, spill_path: Optional[str] = None,
+                 known: Optional[dict[str, dict]] = None, finished: frozenset = frozenset()):
         from results.buffer import BufferedWriter
 
         self.redis_url, self.run_id, self.spec_dict, self.spill_path = redis_url, run_id, spec_dict, spill_path
         self.started: set[str] = set()
         self.failed: set[str] = set()
+        # On resume: the store's trials (a trial keeps the time it first started) and those already finished
+        # there, whose records the resumed sweep leaves as they are.
+        self.known = {tid: t.get("started") for tid, t in (known or {}).items()}
+        self.finished = set(finished)
         self.w = BufferedWriter(redis_url)
 
     def __getstate__(self):  # Tune saves its callbacks with the experiment
@@ -191,10 +222,11 @@ class SweepStoreCallback(tune.Callback):
 
     def _ensure(self, trial) -> str:
         tid = self.trial_key(trial)
-        if tid not in self.started:
+        if tid not in self.started and tid not in self.finished:
             cfg = trial_config(self.spec_dict, trial.config)
             params = {k: v for k, v in trial.config.items()}
-            self.w.call("start_trial", tid, run_id=self.run_id, params=params, **trial_record(cfg))
+            first = {"started": self.known[tid]} if self.known.get(tid) else {}
+            self.w.call("start_trial", tid, run_id=self.run_id, params=params, **trial_record(cfg), **first)
             self.started.add(tid)
         return tid
 
@@ -203,6 +235,12 @@ class SweepStoreCallback(tune.Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         tid = self._ensure(trial)
+        if tid in self.finished:
+            return
+        if isinstance(result.get(RESTARTED), str):
+            import logging
+
+            logging.getLogger("tunelab").warning("trial %s: %s", trial.trial_id, result[RESTARTED])
         if isinstance(result.get(DIVERGED), str):
             self.failed.add(tid)
             self.w.call("finish_trial", tid, "failed", error=f"TrainingDiverged: {result[DIVERGED]}")
@@ -222,7 +260,7 @@ class SweepStoreCallback(tune.Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         tid = self._ensure(trial)
-        if tid in self.failed:  # ended by divergence: already recorded as failed, with its error
+        if tid in self.failed or tid in self.finished:  # failed by divergence, or finished before a resume
             return
         done = int((trial.last_result or {}).get("epoch", 0))
         epochs = trial_config(self.spec_dict, trial.config).epochs
@@ -230,6 +268,8 @@ class SweepStoreCallback(tune.Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         tid = self._ensure(trial)
+        if tid in self.finished:
+            return
         err = ""
         if getattr(trial, "error_file", None) and Path(trial.error_file).exists():
             lines = [ln for ln in Path(trial.error_file).read_text(errors="replace").splitlines() if ln.strip()]
@@ -273,7 +313,10 @@ def run_sweep(spec: SweepSpec, store, run_id: str, data_ref, storage_path: str, 
     logging.getLogger("ray.train._internal.syncer").setLevel(logging.ERROR)
 
     spec_dict = spec.model_dump()
-    trainable = tune.with_parameters(_trainable, spec_dict=spec_dict, data_ref=data_ref, storage_path=storage_path)
+    known = {t["id"]: t for t in store.run_trials(run_id)} if resume else {}
+    done = frozenset(tid for tid, t in known.items() if finished_for_good(t))
+    trainable = tune.with_parameters(_trainable, spec_dict=spec_dict, data_ref=data_ref, storage_path=storage_path,
+                                     finished=frozenset(tid.removeprefix(f"{run_id}-") for tid in done))
     r = spec.resources
     if r.workers == 1:
         cpus = r.cpus_per_worker or 1
@@ -283,7 +326,7 @@ def run_sweep(spec: SweepSpec, store, run_id: str, data_ref, storage_path: str, 
     local = "://" not in storage_path
     spill = str(Path(storage_path) / spec.name / f"tunelab-unwritten-{run_id}.jsonl") if local else \
         str(Path.home() / ".tunelab" / f"unwritten-{run_id}.jsonl")
-    callback = SweepStoreCallback(store.url, run_id, spec_dict, spill_path=spill)
+    callback = SweepStoreCallback(store.url, run_id, spec_dict, spill_path=spill, known=known, finished=done)
     t0 = time.monotonic()
     exp_path = str(Path(storage_path) / spec.name) if "://" not in storage_path else f"{storage_path.rstrip('/')}/{spec.name}"
     if resume:
@@ -350,6 +393,9 @@ def _prune_checkpoints(store, run_id: str) -> None:
 
 def summarise(spec: SweepSpec, store, run_id: str, grid, data_ref, wall: float, test: bool = True) -> SweepSummary:
     """Counts, the best trial on validation, and test accuracy for the best `top_k_test` trials."""
+    import logging
+
+    from jobs.errors import JobError
     from jobs.loop import evaluate_checkpoint, load_checkpoint
 
     trials = store.run_trials(run_id)
@@ -363,7 +409,11 @@ def summarise(spec: SweepSpec, store, run_id: str, grid, data_ref, wall: float, 
         ckpt = t.get("checkpoint")
         if not ckpt or not Path(ckpt).exists():
             continue
-        state = load_checkpoint(Path(ckpt))
+        try:
+            state = load_checkpoint(Path(ckpt))
+        except JobError as e:  # one unreadable checkpoint costs that trial its test figure, not the sweep its summary
+            logging.getLogger("tunelab").warning("trial %s is not evaluated on test: %s", t["id"], str(e).split("; ")[0])
+            continue
         cfg = TrainConfig.model_validate(state["config"])
         metrics = evaluate_checkpoint(cfg, data, state)
         store.record_test(t["id"], metrics)
