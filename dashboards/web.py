@@ -13,7 +13,7 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, Optional
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import plotly
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -68,9 +68,15 @@ def _fmt_when(ts) -> str:
     return "—" if not _is_num(ts) else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
 
 
+def _url_part(v) -> str:
+    """`v` as one path segment of a URL: everything reserved encoded, `/` included (Jinja's urlencode keeps it)."""
+    return quote(str(v), safe="")
+
+
 def _templates() -> Jinja2Templates:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True))
-    env.filters.update(pct=_fmt_pct, num=_fmt_num, param=_fmt_param, when=_fmt_when, pretty=_fmt_json, pretrained=pretrained_label)
+    env.filters.update(pct=_fmt_pct, num=_fmt_num, param=_fmt_param, when=_fmt_when, pretty=_fmt_json,
+                       pretrained=pretrained_label, urlpart=_url_part)
     return Jinja2Templates(env=env)
 
 
@@ -170,15 +176,12 @@ def create_app(store_factory: Callable[[], ResultStore]) -> FastAPI:
             raise HTTPException(404, f"no trial {trial_id!r}")
         return detail
 
-    @app.get("/api/runs/{run_id}", response_model=RunDetail, tags=["runs"])
-    def api_run(run_id: str, s: ResultStore = Depends(get_store)) -> RunDetail:
-        """A run with its trials, best validation accuracy first (the order of `tunelab sweep show`)."""
-        return run_or_404(s, run_id)
-
+    # Ids are matched as paths: an id may hold '/' (an imported run's), which links send as %2F and the server
+    # decodes before routing. The charts routes come first: `/api/runs/ID/charts` is not the run "ID/charts".
     chart_cache: OrderedDict[tuple, bytes] = OrderedDict()  # (run, what its charts depend on) -> figure JSON
     cache_lock = threading.Lock()  # sync routes run in a thread pool
 
-    @app.get("/api/runs/{run_id}/charts", tags=["runs"])
+    @app.get("/api/runs/{run_id:path}/charts", tags=["runs"])
     def api_run_charts(run_id: str, s: ResultStore = Depends(get_store)) -> Response:
         """Plotly figures for a run: best-so-far, parallel coordinates, learning curves, parameter effects."""
         detail = run_or_404(s, run_id)
@@ -197,16 +200,21 @@ def create_app(store_factory: Callable[[], ResultStore]) -> FastAPI:
                     chart_cache.popitem(last=False)
         return Response(body, media_type="application/json")
 
-    @app.get("/api/trials/{trial_id}", response_model=TrialDetail, tags=["trials"])
-    def api_trial(trial_id: str, s: ResultStore = Depends(get_store)) -> TrialDetail:
-        """A trial, its run and its per-epoch metrics."""
-        return trial_or_404(s, trial_id)
-
-    @app.get("/api/trials/{trial_id}/charts", tags=["trials"])
+    @app.get("/api/trials/{trial_id:path}/charts", tags=["trials"])
     def api_trial_charts(trial_id: str, s: ResultStore = Depends(get_store)) -> dict:
         """Plotly figures for a trial: loss, accuracy and throughput per epoch."""
         detail = trial_or_404(s, trial_id)
         return charts.trial_charts(detail.trial, detail.epochs)
+
+    @app.get("/api/runs/{run_id:path}", response_model=RunDetail, tags=["runs"])
+    def api_run(run_id: str, s: ResultStore = Depends(get_store)) -> RunDetail:
+        """A run with its trials, best validation accuracy first (the order of `tunelab sweep show`)."""
+        return run_or_404(s, run_id)
+
+    @app.get("/api/trials/{trial_id:path}", response_model=TrialDetail, tags=["trials"])
+    def api_trial(trial_id: str, s: ResultStore = Depends(get_store)) -> TrialDetail:
+        """A trial, its run and its per-epoch metrics."""
+        return trial_or_404(s, trial_id)
 
     @app.get("/api/events", response_class=EventSourceResponse, tags=["live"])
     async def api_events(request: Request):
@@ -271,7 +279,7 @@ def create_app(store_factory: Callable[[], ResultStore]) -> FastAPI:
     def sweeps_page(request: Request):
         return runs_page(request, kind="sweep")
 
-    @app.get("/runs/{run_id}", response_class=HTMLResponse, include_in_schema=False)
+    @app.get("/runs/{run_id:path}", response_class=HTMLResponse, include_in_schema=False)
     def run_page(request: Request, run_id: str):
         detail = views.run_detail(store, run_id)
         if detail is None:
@@ -279,7 +287,7 @@ def create_app(store_factory: Callable[[], ResultStore]) -> FastAPI:
         return page(request, "run.html", title=f"{detail.run.kind} {detail.run.name}", d=detail, live=run_id,
                     charts=bool(detail.trials))
 
-    @app.get("/trials/{trial_id}", response_class=HTMLResponse, include_in_schema=False)
+    @app.get("/trials/{trial_id:path}", response_class=HTMLResponse, include_in_schema=False)
     def trial_page(request: Request, trial_id: str):
         detail = views.trial_detail(store, trial_id)
         if detail is None:

@@ -3,6 +3,9 @@ charts built from the stored epochs, escaping, read-only, offline assets, and li
 
 import json
 import threading
+from html import unescape
+from html.parser import HTMLParser
+from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 import pytest
@@ -125,6 +128,54 @@ def test_everything_from_the_store_is_escaped(client):
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html or "&lt;img src=x" in html, url
     figs = json.dumps(c.get("/api/runs/evil/charts").json())
     assert "<img" not in figs and "&lt;img src=x" in figs  # plotly renders some HTML in labels
+
+
+class _Markup(HTMLParser):
+    """The elements of a page as a browser's parser sees them: tags with their (unescaped) attributes."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+# Every character that means something in a path, query, fragment or attribute. (No %XX here: Starlette's test
+# client decodes a path twice; the browser test sends one through a real server.)
+ODD_RUN = 'a/b?c=1&d#e 100% "x\''
+ODD_NAME = '"><img src=x onerror=alert(1)>'
+
+
+def test_odd_ids_and_names_stay_text_in_attributes_and_links(client):
+    c, store, _ = client
+    tid = f"{ODD_RUN}-00000"
+    store.start_run(ODD_RUN, kind="sweep", name=ODD_NAME, dataset="mnist", labels="fine", config={})
+    add_trial(store, ODD_RUN, tid, model="javascript:alert(1)", augment="'><svg onload=alert(1)>",
+              params={"lr": 0.1, "note": "javascript:alert(1)"}, accs=(0.999,))
+    store.finish_run(ODD_RUN, "completed")
+    store.update_run(ODD_RUN, best_trial=tid)
+    run_url, trial_url = "/runs/" + quote(ODD_RUN, safe=""), "/trials/" + quote(tid, safe="")
+    for url in ("/leaderboard?dataset=mnist", "/sweeps", run_url, trial_url):
+        page = c.get(url)
+        assert page.status_code == 200, url
+        tags = _Markup(page.text).tags
+        assert not [t for t, a in tags if t in ("img", "svg") or any(k.startswith("on") for k in a)], url
+        hrefs = [a["href"] for t, a in tags if t == "a"] + [a["data-chart"] for t, a in tags if "data-chart" in a]
+        assert all(urlsplit(h).scheme == "" and h[:1] in ("/", "?") for h in hrefs), (url, hrefs)  # no javascript:
+        # the ids come back whole from the links and attributes that carry them
+        ids = {unquote(urlsplit(h).path) for h in hrefs}
+        assert {f"/runs/{ODD_RUN}", f"/trials/{tid}"} & ids or url == run_url, (url, ids)
+        assert tid in {a.get("data-trial") for t, a in tags} or url in ("/sweeps", trial_url), url
+        assert ODD_NAME in unescape(page.text) or url == trial_url, url
+    links = [a["href"] for t, a in _Markup(c.get("/leaderboard?dataset=mnist").text).tags if t == "a"]
+    assert run_url in links and trial_url in links  # '/' sent as %2F: one path segment
+    for url in (run_url, trial_url, "/api" + run_url, "/api" + run_url + "/charts", "/api" + trial_url,
+                "/api" + trial_url + "/charts"):
+        assert c.get(url).status_code == 200, url
+    assert c.get("/api" + run_url).json()["run"]["id"] == ODD_RUN
+    assert c.get("/api" + trial_url).json()["trial"]["id"] == tid
 
 
 def test_read_only_missing_things_and_headers(client):

@@ -121,3 +121,41 @@ def test_trial_page_shows_curves_config_and_checkpoint(site):
     assert page.locator("#epochs tbody tr").count() == 2
     page.screenshot(path=str(ARTIFACTS / "trial.png"), full_page=True)
     assert dialogs == [] and errors == []
+
+
+def test_odd_names_and_ids_stay_text_and_their_links_work(site):
+    """Names that break out of an attribute, a javascript: value, ids with / ? # % & and quotes: shown as text,
+    every link same-origin, and the links (ids sent as one encoded path segment) lead to the right pages."""
+    server, page, store, dialogs, errors = site
+    run_id, name = 'a/b?c=1&d#e%41 "x\'', '"><img src=x onerror=alert(1)>'
+    tid, augment = f"{run_id}-00000", "'><svg onload=alert(1)>"
+    store.start_run(run_id, kind="sweep", name=name, dataset="mnist", labels="fine", config={})
+    add_trial(store, run_id, tid, model="javascript:alert(1)", augment=augment,
+              params={"lr": 0.5, "note": "javascript:alert(1)"}, accs=(0.5, 0.999))
+    store.finish_run(run_id, "completed")
+    page.goto(server.url + "/leaderboard?dataset=mnist")
+    row = page.locator("#board tbody tr").first
+    assert row.get_attribute("data-trial") == tid
+    cells = row.locator("td")
+    assert [cells.nth(i).inner_text() for i in (1, 3, 5)] == [name, "javascript:alert(1)", augment]
+    assert page.locator("img, svg, [onerror], [onload]").count() == 0
+
+    def links() -> list[str]:
+        return page.eval_on_selector_all("a[href]", "as => as.map(a => a.href)")
+
+    assert all(h.startswith(server.url + "/") for h in links()), links()  # no javascript: anywhere
+    page.select_option("select[name=augment]", augment)  # a filter value with quotes and brackets round-trips
+    page.wait_for_url("**augment=**")
+    assert page.locator("#board tbody tr").evaluate_all("rows => rows.map(r => r.dataset.trial)") == [tid]
+
+    cells.nth(1).locator("a").click()
+    page.wait_for_selector("#chart-curves[data-drawn]", timeout=30_000)  # charts fetched by the encoded id
+    assert page.locator("h1 .name").inner_text() == name
+    assert page.locator("#summary code").first.inner_text() == run_id
+    assert all(h.startswith(server.url + "/") for h in links()), links()
+    page.locator(f'#trials tr[data-trial="{tid.replace(chr(34), chr(92) + chr(34))}"] a').click()
+    page.wait_for_selector("#chart-loss[data-drawn]", timeout=30_000)
+    assert page.locator("#summary code").first.inner_text() == tid
+    assert '"note": "javascript:alert(1)"' in page.locator("details pre").text_content()  # collapsed: not rendered
+    page.screenshot(path=str(ARTIFACTS / "odd-names.png"), full_page=True)
+    assert dialogs == [] and errors == []
