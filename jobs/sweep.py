@@ -301,6 +301,24 @@ class SweepSummary:
     tests: dict = field(default_factory=dict)  # trial id -> test metrics, for every trial evaluated on test
 
 
+def check_resumable(exp_path: str) -> None:
+    """JobError naming the file and the fix unless Tune's newest saved state in `exp_path` (a local folder) reads
+    back. Tune itself, finding it unreadable, starts the experiment over as if new."""
+    from jobs.errors import JobError
+
+    if "://" in exp_path:
+        return
+    states = sorted(Path(exp_path).glob("experiment_state-*.json"))  # Tune restores the newest by name
+    again = "start the sweep again under a new name (`tunelab sweep SPEC --name NEW`); the store keeps its results"
+    if not states:
+        raise JobError(f"the sweep stopped before Tune first saved its state in {exp_path}; nothing to resume: {again}")
+    try:
+        json.loads(states[-1].read_text())
+    except (OSError, ValueError) as e:
+        fix = f"delete it to resume from the state before it ({states[-2].name})" if len(states) > 1 else again
+        raise JobError(f"Tune's saved state {states[-1]} is damaged ({type(e).__name__}); {fix}") from None
+
+
 def run_sweep(spec: SweepSpec, store, run_id: str, data_ref, storage_path: str, *, resume: bool = False,
               verbose: int = 0, reuse_actors: bool = True) -> SweepSummary:
     """Fit (or resume) the sweep, then evaluate the best `top_k_test` trials on the test set."""
@@ -330,6 +348,7 @@ def run_sweep(spec: SweepSpec, store, run_id: str, data_ref, storage_path: str, 
     t0 = time.monotonic()
     exp_path = str(Path(storage_path) / spec.name) if "://" not in storage_path else f"{storage_path.rstrip('/')}/{spec.name}"
     if resume:
+        check_resumable(exp_path)
         tuner = Tuner.restore(exp_path, trainable=trainable, resume_unfinished=True, resume_errored=True,
                               param_space=param_space(spec))
         # callbacks are not part of the restored state: attach ours again

@@ -7,6 +7,7 @@ import gzip
 import json
 import shutil
 import socket
+import tarfile
 
 import pytest
 
@@ -40,6 +41,15 @@ def world(tmp_path_factory, mnist_source, redis_server):
         shutil.copy(src, bad_mnist / src.name)
     train = next(bad_mnist.glob("train-images*"))
     train.write_bytes(train.read_bytes()[: train.stat().st_size // 2])
+    # archives cut short, as an interrupted download leaves them: MNIST's .gz, CIFAR-100's tar.gz
+    (files / "cut_gz").mkdir()
+    blob = gzip.compress(next((data / "MNIST" / "raw").glob("train-images*")).read_bytes()[:1_000_000], 1)
+    (files / "cut_gz" / "train-images-idx3-ubyte.gz").write_bytes(blob[: len(blob) // 2])
+    (files / "cut_tar").mkdir()
+    with tarfile.open(files / "cut_tar" / "cifar-100-python.tar.gz", "w:gz") as tar:
+        tar.add(next((data / "MNIST" / "raw").glob("t10k-labels*")), arcname="cifar-100-python/meta")
+    archive = files / "cut_tar" / "cifar-100-python.tar.gz"
+    archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
     (files / "cifar_junk" / "cifar-100-python").mkdir(parents=True)
     for part in ("train", "test", "meta"):
         (files / "cifar_junk" / "cifar-100-python" / part).write_bytes(gzip.compress(b"not a pickle"))
@@ -101,6 +111,8 @@ CASES = [
     (["data", "import", "{files}/empty"], "no dataset files found"),
     (["data", "import", "{files}/bad_mnist"], "MD5"),
     (["data", "import", "{files}/cifar_junk"], "CIFAR-100"),
+    (["data", "import", "{files}/cut_gz"], "train-images-idx3-ubyte.gz has MD5"),
+    (["data", "import", "{files}/cut_tar"], "cifar-100-python.tar.gz has MD5"),
     # --- URLs and addresses
     (["runs", "--env", "TUNELAB_REDIS_URL=http://example.com/"], "invalid Redis URL"),
     (["runs", "--env", "TUNELAB_REDIS_URL=redis://:hunter2@127.0.0.1:1/0"], "cannot reach Redis"),
@@ -162,3 +174,33 @@ def test_bad_input_in_a_fresh_process_too(world):
         lines = [line for line in proc.stderr.splitlines() if line.strip()]
         assert proc.returncode == 2 and len(lines) == 1 and needle in lines[0], proc.stderr
     assert json.loads(run_cli("runs", "--json", env=world["env"]).stdout) == []
+
+
+CUT = '{"trial_data": [["{\\"trial_id'  # a saved state cut short, as a crash while copying it leaves it
+
+
+@pytest.mark.parametrize("states,needle", [
+    ({}, "the sweep stopped before Tune first saved its state"),
+    ({"2026-01-02": CUT}, "experiment_state-2026-01-02_00-00-00.json is damaged (JSONDecodeError); start the sweep "
+                          "again under a new name"),
+    ({"2026-01-02": '{"trial_data": []}', "2026-01-03": CUT},
+     "experiment_state-2026-01-03_00-00-00.json is damaged (JSONDecodeError); delete it to resume from the state "
+     "before it (experiment_state-2026-01-02_00-00-00.json)"),
+], ids=["no state", "cut short", "newest cut short"])
+def test_a_damaged_sweep_state_is_one_line_on_resume(world, store, tmp_path, monkeypatch, capsys, states, needle):
+    """Tune, finding its saved state unreadable, would start the sweep over as new; resume refuses instead."""
+    import search_spaces
+
+    spec = search_spaces.load(SMOKE)
+    exp = tmp_path / "exp" / spec.name
+    exp.mkdir(parents=True)
+    (exp / "tuner.pkl").write_bytes(b"\x80\x05N.")
+    for day, text in states.items():
+        (exp / f"experiment_state-{day}_00-00-00.json").write_text(text)
+    store.start_run("r1", kind="sweep", name=spec.name, dataset="mnist", labels="fine", config=spec.model_dump(),
+                    storage_path=str(tmp_path / "exp"))
+    before = _snapshot(world, store), sorted(exp.iterdir()), store.get_run("r1")
+    proc = in_process(monkeypatch, capsys, world["env"], "sweep", "resume", spec.name)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1 and needle in lines[0], proc.stderr
+    assert (_snapshot(world, store), sorted(exp.iterdir()), store.get_run("r1")) == before

@@ -590,6 +590,9 @@ def sweep_resume(
     exp = Path(run["storage_path"]) / spec.name
     if "://" not in run["storage_path"] and not (exp / "tuner.pkl").exists():
         raise UserError(f"no Tune experiment at {exp} to resume (was the storage deleted?)")
+    from jobs.sweep import check_resumable
+
+    check_resumable(str(exp))  # before data and Ray: a damaged state is one line, not a sweep started over
     run_id, summary = _run_sweep(spec, s, store, address=address, storage=run["storage_path"], resume_of=run)
     _print_summary(spec.name, run_id, summary, as_json)
 
