@@ -132,3 +132,51 @@ def test_data_preview_writes_a_readable_png(mnist_user_env, tmp_path):
                   env=mnist_user_env)
     _one_line_error(bad, "unknown augmentation 'nope'")
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.slow
+def test_the_store_away_at_the_end_of_a_run_loses_nothing(mnist_user_env, tmp_path):
+    """Redis stopped after the first epoch and still down when the run ends: training finishes (exit 0) with its
+    summary, the epochs and the run's end it could not write are saved to a file, and `tunelab store replay`
+    writes them once Redis is back — the store ends as if it had never left."""
+    import subprocess
+    import sys
+    import time
+
+    from results import ResultStore
+    from tests.conftest import RedisServer
+
+    server = RedisServer(tmp_path / "redis", persist=True).start()
+    env = {**mnist_user_env, "TUNELAB_REDIS_URL": server.url}
+    store = ResultStore.from_url(server.url)
+    out, err = tmp_path / "out", tmp_path / "err"
+    proc = subprocess.Popen([sys.executable, "-m", "tunelab.cli", "train", "--model", "cnn", "--epochs", "3", "--subset",
+                             "2000", "--batch-size", "64", "--json"], env={**__import__("os").environ, **env}, cwd=ROOT,
+                            stdout=out.open("w"), stderr=err.open("w"))
+    try:
+        deadline = time.monotonic() + 600
+        while not any(t.get("epochs_done") for r in store.list_runs() for t in store.run_trials(r["id"])):
+            assert time.monotonic() < deadline and proc.poll() is None, err.read_text()
+            time.sleep(0.1)
+        server.stop()
+        assert proc.wait(600) == 0, err.read_text()
+        record = json.loads(out.read_text())
+        assert record["status"] == "completed" and record["epochs"] == 3 and record["test_acc"] > 0.5, record
+        (line,) = [ln for ln in err.read_text().splitlines() if "the result store stayed unreachable" in ln]
+        assert "Traceback" not in err.read_text()
+        spilled = line.split(" saved to ")[1].split(";")[0]
+        assert spilled.endswith(f"tunelab-unwritten-{record['run_id']}.jsonl")
+
+        server.start()  # same port, same append-only file: epoch 1 is there, the rest is not
+        assert [e["epoch"] for e in store.epochs(record["trial_id"])] == [1]
+        replay = run_cli("store", "replay", spilled, env=env)
+        assert replay.returncode == 0, replay.stderr
+        trial = store.get_trial(record["trial_id"])
+        assert [e["epoch"] for e in store.epochs(record["trial_id"])] == [1, 2, 3]
+        assert trial["status"] == "completed" and trial["test_acc"] == record["test_acc"]
+        assert store.get_run(record["run_id"])["status"] == "completed"
+        assert store.leaderboard("mnist")[0]["trial_id"] == record["trial_id"]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        server.stop()

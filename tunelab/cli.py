@@ -368,22 +368,36 @@ def train(
         except BaseException as e:  # reported below; the run is marked failed
             outcome["exception"] = e
 
+    import redis
+
     t0 = time.monotonic()
     worker = threading.Thread(target=_fit, name="tunelab-fit", daemon=True)
     worker.start()
     shown = 0
     try:
         with err.status("training: waiting for workers …") as status:
-            while worker.is_alive() or shown < len(store.epochs(trial_id)):
-                epochs_done = store.epochs(trial_id)
-                for m in epochs_done[shown:]:
-                    err.print(_epoch_line(m))
-                shown = max(shown, len(epochs_done))
-                status.update(f"training: epoch {min(shown + 1, cfg.epochs)}/{cfg.epochs} · {time.monotonic() - t0:,.0f}s")
+            while True:
+                running = worker.is_alive()  # read once more after it ends: the last epochs
+                try:
+                    epochs_done = store.epochs(trial_id)
+                except redis.RedisError:  # training goes on; the trainer's callback buffers its writes
+                    status.update(f"training: result store unreachable — training goes on, results are kept · "
+                                  f"{time.monotonic() - t0:,.0f}s")
+                else:
+                    for m in epochs_done[shown:]:
+                        err.print(_epoch_line(m))
+                    shown = max(shown, len(epochs_done))
+                    status.update(f"training: epoch {min(shown + 1, cfg.epochs)}/{cfg.epochs} · "
+                                  f"{time.monotonic() - t0:,.0f}s")
+                if not running:
+                    break
                 worker.join(timeout=0.5)
     except KeyboardInterrupt:
-        store.finish_trial(trial_id, "stopped")
-        store.finish_run(run_id, "stopped", error="interrupted")
+        try:
+            store.finish_trial(trial_id, "stopped")
+            store.finish_run(run_id, "stopped", error="interrupted")
+        except redis.RedisError:
+            pass  # the manifest in the experiment directory still says what ran
         raise
 
     result = outcome.get("result")
@@ -394,10 +408,17 @@ def train(
     elif result is not None and result.error:
         error = result.error
     status_word = "failed" if error else "completed"
-    store.finish_trial(trial_id, status_word, error=error or "")
-    store.finish_run(run_id, status_word, error=error or "")
+    history, spilled = _write_the_end(store, run_id, trial_id, status_word, error, result, exp_dir)
     write_manifest(exp_dir, status=status_word, ended=time.time(), error=error or "")
-    trial = store.get_trial(trial_id) or {}
+    try:
+        trial = store.get_trial(trial_id) or {}
+    except redis.RedisError:
+        trial = {}
+    if spilled or not trial:  # the summary from the run's own record of its epochs
+        last = history[-1] if history else {}
+        trial = {"epochs_done": last.get("epoch", 0), "test_acc": last.get("test_acc"),
+                 "test_acc_coarse": last.get("test_acc_coarse"), "checkpoint": getattr(result, "checkpoint_path", None),
+                 "best_val_acc": max((m["val_acc"] for m in history if m.get("val_acc") is not None), default=None)}
     record = {
         "run_id": run_id, "trial_id": trial_id, "status": status_word, "model": cfg.model, "dataset": cfg.dataset,
         "labels": cfg.labels, "epochs": trial.get("epochs_done", 0), "val_acc": trial.get("best_val_acc"),
@@ -416,6 +437,59 @@ def train(
         )
     if error:
         raise typer.Exit(1)
+
+
+STORE_WAIT_S = 30  # how long the end of a run waits for an unreachable store before saving its writes to a file
+
+
+def _write_the_end(store, run_id: str, trial_id: str, status: str, error: Optional[str], result,
+                   exp_dir: str) -> tuple[list[dict], Optional[Path]]:
+    """Write how a training run ended, and any epoch the store lacks, through a buffer that waits for the store;
+    what it still cannot write is saved for `tunelab store replay`. The run's epochs (from its final checkpoint,
+    read only when some are missing) and where the writes were saved, if they were.
+
+    The trainer's callback writes every epoch as it ends, but writes it still holds when the run ends (the store
+    was away) end with it; the final checkpoint carries every epoch's metrics, so the gaps are filled from it."""
+    import redis
+
+    from results.buffer import BufferedWriter
+
+    metrics = dict(getattr(result, "metrics", None) or {})
+    checkpoint = getattr(result, "checkpoint_path", None)
+    try:
+        stored = {int(e["epoch"]) for e in store.epochs(trial_id)}
+    except redis.RedisError:
+        stored = set()
+    missing = len(stored) < int(metrics.get("epoch", 0))
+    history = [metrics] if metrics.get("epoch") else []
+    if missing and checkpoint and "://" not in checkpoint:
+        from jobs.errors import JobError
+        from jobs.loop import load_checkpoint
+
+        try:
+            history = list(load_checkpoint(Path(checkpoint)).get("history", [])) or history
+        except JobError:
+            pass  # the last epoch's metrics came back with the result: at least those are written
+    w = BufferedWriter(store.url)
+    for m in history:
+        if int(m.get("epoch", 0)) not in stored:
+            w.call("record_epoch", trial_id, m)
+    if missing and checkpoint:
+        w.call("set_checkpoint", trial_id, checkpoint)
+    w.call("finish_trial", trial_id, status, error=error or "")
+    w.call("finish_run", run_id, status, error=error or "")
+    if not w.pending:
+        return history, None
+    with err.status(f"result store unreachable: waiting up to {STORE_WAIT_S}s to write the run's end …"):
+        if w.drain(timeout_s=STORE_WAIT_S):
+            return history, None
+    local = "://" not in exp_dir
+    path = Path(exp_dir) / f"tunelab-unwritten-{run_id}.jsonl" if local else \
+        Path.home() / ".tunelab" / f"unwritten-{run_id}.jsonl"
+    w.spill(path)
+    err.print(f"the result store stayed unreachable: {len(w.pending)} write(s) saved to {path}; write them later "
+              f"with `tunelab store replay {path}`", markup=False)
+    return history, path
 
 
 # ----------------------------------------------------------------------------------------------- sweep
