@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 # Offline data: a folder with the official MNIST files. Default: ../shared/data if present.
 DATA ?= $(if $(wildcard ../shared/data/MNIST),../shared/data,)
 
-.PHONY: demo test install install-dev mnist-cache clean
+.PHONY: demo test bench install install-dev mnist-cache clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ demo: install
 
 test: install-dev mnist-cache
 	$(BIN)/python -m pytest
+
+# Every benchmark in turn (benchmarks/run_all.py; `--with-transfer` adds the 15-minute one); rewrites benchmarks/RESULTS.md.
+bench: install-dev mnist-cache
+	$(BIN)/python benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache *.egg-info
