@@ -12,6 +12,13 @@ from jobs.errors import JobError
 __all__ = ["JobError", "TrainConfig", "describe_validation_error", "make_config"]
 
 Dataset = Literal["mnist", "cifar100"]
+
+# The default recipe per dataset: used for every value not given when the model is the recipe's (or none is
+# named). Chosen by `benchmarks/mnist_speed.py`, which measures each choice (see benchmarks/RESULTS.md).
+RECIPES: dict[str, dict] = {
+    "mnist": {"model": "cnn_fast", "epochs": 2, "batch_size": 256, "optimizer": "sgd", "lr": 0.2, "momentum": 0.9,
+              "weight_decay": 5e-4, "schedule": "onecycle", "warmup_epochs": 0.5},
+}
 Labels = Literal["fine", "coarse"]
 
 
@@ -47,6 +54,20 @@ class TrainConfig(BaseModel):
     gpus_per_worker: float = Field(0.0, ge=0)
     eval_batch_size: int = Field(1024, ge=1)
     max_failures: int = Field(2, ge=0, description="worker failures survived by restarting from the latest checkpoint")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="bf16: bf16 autocast; auto: bf16 on GPUs and CPUs with native bf16, else fp32")
+    channels_last: Optional[bool] = Field(None, description="channels-last memory layout; None: on GPUs only")
+    compile: bool = Field(False, description="torch.compile the model (pays a compile at start for faster steps)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recipe(cls, values):
+        """A dataset's recipe fills what is not given, when the model is the recipe's own (or not given)."""
+        if isinstance(values, dict):
+            recipe = RECIPES.get(values.get("dataset", "mnist"), {})
+            if recipe and values.get("model", recipe["model"]) == recipe["model"]:
+                values = {**recipe, **values}
+        return values
 
     @model_validator(mode="after")
     def _check(self) -> "TrainConfig":
@@ -90,6 +111,14 @@ class TrainConfig(BaseModel):
     @property
     def per_worker_batch(self) -> int:
         return self.batch_size // self.workers
+
+    def step_options(self, device) -> "StepOptions":
+        """The speed options for training on `device` (a torch.device), with `auto` resolved."""
+        from jobs.step import StepOptions, native_bf16
+
+        amp = self.precision == "bf16" or (self.precision == "auto" and native_bf16(device))
+        channels_last = device.type == "cuda" if self.channels_last is None else self.channels_last
+        return StepOptions(amp=amp, channels_last=channels_last, compile=self.compile)
 
     def threads_per_worker(self) -> int:
         """CPU threads each worker should use: its CPU share, else all cores split evenly."""

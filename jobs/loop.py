@@ -27,6 +27,7 @@ from jobs.augment import Augmenter
 from jobs.config import TrainConfig
 from jobs.data import PreparedData, epoch_indices
 from jobs.errors import JobError, TrainingDiverged
+from jobs.step import StepOptions, as_input, autocast, compiled, prepare_model, train_step
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
@@ -64,7 +65,7 @@ def _prefetch(batches: Iterator, depth: int = 2) -> Iterator:
         yield item
 
 
-def _make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+def _make_optimizer(cfg: TrainConfig, model: nn.Module, device: torch.device) -> torch.optim.Optimizer:
     """Four groups: backbone/head x decay/no-decay. No weight decay on norms and biases; the backbone's peak
     rate is `backbone_lr_scale` times the head's (fine-tuning keeps pretrained features)."""
     head_ids = {id(p) for p in models.head_parameters(model)}
@@ -77,9 +78,11 @@ def _make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer
                 scale = 1.0 if is_head else cfg.backbone_lr_scale
                 groups.append({"params": params, "weight_decay": cfg.weight_decay if decay else 0.0,
                                "lr": cfg.peak_lr * scale, "lr_scale": scale, "is_head": is_head})
+    # One fused kernel per step on GPUs instead of a launch per parameter group and op.
+    fused = {"fused": True} if device.type == "cuda" else {}
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.peak_lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
-    return torch.optim.AdamW(groups, lr=cfg.peak_lr)
+        return torch.optim.SGD(groups, lr=cfg.peak_lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0, **fused)
+    return torch.optim.AdamW(groups, lr=cfg.peak_lr, **fused)
 
 
 def _make_schedule(cfg: TrainConfig, opt: torch.optim.Optimizer, steps_per_epoch: int):
@@ -112,7 +115,7 @@ def _all_reduce(values: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm: Callable, batch_size: int,
              rank: int = 0, world_size: int = 1, fine_to_coarse: Optional[torch.Tensor] = None,
-             device: torch.device = torch.device("cpu")) -> dict:
+             device: torch.device = torch.device("cpu"), opts: StepOptions = StepOptions()) -> dict:
     """Loss and accuracy (plus coarse accuracy derived from fine predictions) over `x`, summed across ranks."""
     was_training = model.training
     model.eval()
@@ -122,7 +125,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm: Callable,
     for i in range(lo, hi, batch_size):
         xb = norm(x[i : min(i + batch_size, hi)].to(device, non_blocking=True))
         yb = y[i : min(i + batch_size, hi)].to(device, non_blocking=True)
-        logits = model(xb).float()
+        with autocast(device, opts.amp):
+            logits = model(as_input(xb, opts)).float()
         pred = logits.argmax(1)
         sums[0] += F.cross_entropy(logits, yb, reduction="sum")
         sums[1] += (pred == yb).sum()
@@ -173,7 +177,8 @@ def run_training(
     mean, std = data.mean, data.std
     if cfg.pretrained_weights is not None:
         mean, std = models.input_normalization(model, data.in_chans) or (mean, std)
-    model = model.to(device)
+    opts = cfg.step_options(device)
+    model = prepare_model(model, device, opts)
     start_epoch = 0
     per_worker_batch = cfg.per_worker_batch
     n_train = len(data.train_y)
@@ -182,7 +187,7 @@ def run_training(
         raise JobError(
             f"{n_train} training images are fewer than one batch of {cfg.batch_size}; lower --batch-size or raise --subset"
         )
-    optimizer = _make_optimizer(cfg, model)
+    optimizer = _make_optimizer(cfg, model, device)
     scheduler = _make_schedule(cfg, optimizer, steps_per_epoch)
     if resume_state is not None:
         model.load_state_dict(resume_state["model"])
@@ -191,7 +196,7 @@ def run_training(
         start_epoch = int(resume_state["epoch"]) + 1
     # every epoch's metrics travel in the checkpoint: the experiment directory alone can rebuild the store
     history: list[dict] = list((resume_state or {}).get("history", []))
-    train_model = wrap_model(model)
+    train_model = compiled(wrap_model(model), opts)
 
     train_x, train_y = _as_tensor(data.train_x, device), _as_tensor(data.train_y, device)
     val_x, val_y = _as_tensor(data.val_x, torch.device("cpu")), _as_tensor(data.val_y, torch.device("cpu"))
@@ -219,22 +224,21 @@ def run_training(
                 b = idx[step * per_worker_batch : (step + 1) * per_worker_batch]
                 yield augment(train_x[b], train_y[b], epoch=epoch, step=step)
 
+        def freeze_backbone() -> None:  # head only: the backbone's rate is 0 while frozen
+            for g in optimizer.param_groups:
+                if not g["is_head"]:
+                    g["lr"] = 0.0
+
+        frozen = freeze_backbone if epoch < cfg.freeze_epochs else None
         for xb, yb in (_prefetch(batches()) if augment.per_image else batches()):
-            loss = criterion(train_model(xb), yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if epoch < cfg.freeze_epochs:  # head only: the backbone's rate is 0 while frozen
-                for g in optimizer.param_groups:
-                    if not g["is_head"]:
-                        g["lr"] = 0.0
-            optimizer.step()
+            loss_sum += train_step(train_model, criterion, optimizer, xb, yb, opts, before_update=frozen)
             scheduler.step()  # recomputes every group's rate from the schedule
-            loss_sum += loss.detach()
-        train_time = time.perf_counter() - t0
+        # the epoch's one host sync: the queued steps (on a GPU) are done once the loss is read
         train_loss = _all_reduce(loss_sum.double().reshape(1))[0].item() / (steps_per_epoch * world_size)
+        train_time = time.perf_counter() - t0
         if not math.isfinite(train_loss):
             raise TrainingDiverged(f"training loss became {train_loss} in epoch {epoch + 1}; lower --lr")
-        val = evaluate(model, val_x, val_y, norm, cfg.eval_batch_size, rank, world_size, f2c, device)
+        val = evaluate(model, val_x, val_y, norm, cfg.eval_batch_size, rank, world_size, f2c, device, opts)
         metrics = {
             "epoch": epoch + 1,
             "epochs": cfg.epochs,
@@ -243,6 +247,7 @@ def run_training(
             "val_acc": val["acc"],
             "lr": optimizer.param_groups[-1]["lr"],  # the head's (groups are ordered backbone, head)
             "images_per_s": steps_per_epoch * per_worker_batch * world_size / train_time,
+            "train_time_s": train_time,
             "epoch_time_s": time.perf_counter() - t0,
             "time_total_s": time.perf_counter() - run_start,
             "params": n_params,
@@ -251,7 +256,7 @@ def run_training(
             metrics["val_acc_coarse"] = val["acc_coarse"]
         if epoch + 1 == cfg.epochs and evaluate_test:
             test_x, test_y = _as_tensor(data.test_x, torch.device("cpu")), _as_tensor(data.test_y, torch.device("cpu"))
-            test = evaluate(model, test_x, test_y, norm, cfg.eval_batch_size, rank, world_size, f2c, device)
+            test = evaluate(model, test_x, test_y, norm, cfg.eval_batch_size, rank, world_size, f2c, device, opts)
             metrics["test_acc"] = test["acc"]
             metrics["test_images"] = len(test_y)
             metrics["test_loss"] = test["loss"]

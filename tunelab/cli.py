@@ -274,8 +274,9 @@ def _epoch_line(m: dict) -> str:
 def train(
     dataset: DatasetName = typer.Option(DatasetName.mnist, help="dataset to train on"),
     labels: LabelKind = typer.Option(LabelKind.fine, help="label kind (coarse: CIFAR-100's 20 superclasses)"),
-    model: str = typer.Option("cnn", help="model name (see `tunelab models list`)"),
-    epochs: int = typer.Option(2, help="epochs to train"),
+    model: Optional[str] = typer.Option(None, help="model name (see `tunelab models list`) [mnist: the "
+                                        "default recipe's cnn_fast; cifar100: cnn]"),
+    epochs: Optional[int] = typer.Option(None, help="epochs to train [2; mnist's recipe: its own]"),
     workers: int = typer.Option(1, help="data-parallel workers (DDP)"),
     batch_size: Optional[int] = typer.Option(None, help="global batch size, split across workers [128]"),
     lr: Optional[float] = typer.Option(None, help="peak learning rate [sgd 0.1, adamw 0.002]"),
@@ -292,6 +293,12 @@ def train(
     freeze_epochs: int = typer.Option(0, help="train only the classifier for the first K epochs"),
     backbone_lr_scale: float = typer.Option(1.0, help="backbone learning rate as a fraction of the head's (e.g. 0.1)"),
     seed: int = typer.Option(0, help="seed for init, split and shuffling"),
+    precision: Optional[str] = typer.Option(None, help="fp32, bf16 (autocast) or auto: bf16 on GPUs and on CPUs "
+                                            "with native bf16 [auto]"),
+    channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last",
+                                                 help="channels-last memory layout [on GPUs only]"),
+    compile_model: bool = typer.Option(False, "--compile", help="torch.compile the model (a compile at start, "
+                                       "faster steps after)"),
     cpus_per_worker: Optional[float] = typer.Option(None, help="CPUs per worker [local: all cores / workers]"),
     gpus_per_worker: float = typer.Option(0.0, help="GPUs per worker (0: CPU training)"),
     name: Optional[str] = typer.Option(None, help="a name for the run [model-dataset]"),
@@ -309,6 +316,7 @@ def train(
         label_smoothing=label_smoothing, subset=subset, seed=seed, cpus_per_worker=cpus_per_worker,
         gpus_per_worker=gpus_per_worker, pretrained=_pretrained_arg(pretrained), input_size=input_size,
         freeze_epochs=freeze_epochs, backbone_lr_scale=backbone_lr_scale, augment=augment,
+        precision=precision, channels_last=channels_last, compile=compile_model or None,
     )
     from cluster.storage import check_uri
     from jobs import data

@@ -138,3 +138,39 @@ def test_loop_trains_with_each_policy(tmp_path, policy):
     m = reports[-1][0]
     assert math.isfinite(m["train_loss"]) and 0 <= m["test_acc"] <= 1
     assert reports[-1][1]["config"]["augment"] == cfg.augment
+
+
+def test_mnist_default_recipe_and_speed_options_resolve():
+    from jobs.config import RECIPES
+    from jobs.step import native_bf16
+
+    cfg = make_config(dataset="mnist")  # no model named: the dataset's recipe fills every value not given
+    assert cfg.model == RECIPES["mnist"]["model"] and cfg.epochs == RECIPES["mnist"]["epochs"]
+    assert make_config(dataset="mnist", epochs=7).epochs == 7  # a given value wins over the recipe
+    other = make_config(dataset="mnist", model="cnn")  # another model: the generic defaults, not the recipe's
+    assert other.optimizer == "adamw" and other.epochs == 2
+    cpu = torch.device("cpu")
+    opts = cfg.step_options(cpu)  # auto: bf16 only where the CPU computes it natively; channels-last on GPUs only
+    assert opts.amp == native_bf16(cpu) and not opts.channels_last and not opts.compile
+    forced = make_config(dataset="mnist", precision="bf16", channels_last=True, compile=True).step_options(cpu)
+    assert forced.amp and forced.channels_last and forced.compile
+    with pytest.raises(JobError, match="precision"):
+        make_config(dataset="mnist", precision="fp16")
+
+
+def test_bf16_channels_last_and_compiled_training_learn_and_checkpoint_plain_weights(mnist_raw):
+    prepared = data.prepare(mnist_raw, "fine", 0.1, 0, 600)
+    for options in ({"precision": "bf16", "channels_last": True}, {"compile": True}):
+        cfg = make_config(dataset="mnist", model="cnn_fast", epochs=2, batch_size=32, optimizer="sgd", lr=0.1,
+                          subset=600, **options)
+        model, reports = _train(cfg, prepared)
+        metrics = [m for m, _ in reports]
+        assert metrics[-1]["val_acc"] > 0.5, (options, metrics[-1])  # chance: 0.1
+        state = reports[-1][1]["model"]
+        # the checkpoint holds the module's own weights, loadable without compile (no `_orig_mod.` prefix)
+        assert not any(k.startswith("_orig_mod.") for k in state), list(state)[:3]
+        fresh = models.build("cnn_fast", num_classes=10, in_chans=1, img_size=28)
+        fresh.load_state_dict(state)
+        if options.get("channels_last"):
+            conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1)
+            assert conv.weight.is_contiguous(memory_format=torch.channels_last)
