@@ -161,7 +161,7 @@ def test_a_sweep_stopped_then_killed_resumes_without_rerunning_finished_trials(t
                    capture_output=True, cwd=ROOT)
     spec_path = tmp_path / "resume.yaml"
     spec_path.write_text(yaml.safe_dump({
-        "name": "resume-me", "dataset": "mnist", "subset": 600, "budget": {"epochs": 3, "samples": 3},
+        "name": "resume-me", "dataset": "mnist", "subset": 600, "budget": {"epochs": 4, "samples": 3},
         "scheduler": {"type": "fifo"}, "resources": {"workers": 1, "cpus_per_worker": 2}, "max_concurrent": 1,
         "fixed": {"model": "cnn", "batch_size": 64}, "space": {"lr": {"loguniform": [0.0005, 0.005]}},
     }))
@@ -193,7 +193,9 @@ def test_a_sweep_stopped_then_killed_resumes_without_rerunning_finished_trials(t
         return [t for t in ts.values() if t.get("status") == "completed"]
 
     def midway(ts: dict) -> list[dict]:
-        return [t for t in ts.values() if t.get("status") == "running" and 1 <= (t.get("epochs_done") or 0) < 3]
+        # two epochs in: the first one's checkpoint is registered with Tune (a result reaches the store a moment
+        # before its checkpoint reaches Tune's books); two more to go, time enough to stop before it finishes
+        return [t for t in ts.values() if t.get("status") == "running" and 2 <= (t.get("epochs_done") or 0) < 4]
 
     try:
         # 1. SIGTERM once a trial has finished and the next is midway: a graceful stop, resumable
@@ -206,10 +208,13 @@ def test_a_sweep_stopped_then_killed_resumes_without_rerunning_finished_trials(t
         (a,) = done(ts)
         a = store.get_trial(a["id"])
         a_epochs = store.epochs(a["id"])
-        # the midway trial's checkpoint, cut short as a crash while writing it leaves it
+        # the midway trial's checkpoints (the one Tune saved as its latest among them), cut short as a crash
+        # while writing leaves them
         (b,) = [t for t in trials().values() if t["status"] == "running" and t.get("checkpoint")]
-        broken = Path(b["checkpoint"]) / "checkpoint.pt"
-        broken.write_bytes(broken.read_bytes()[:1000])
+        broken = sorted(Path(b["checkpoint"]).parent.glob("checkpoint_*/checkpoint.pt"))
+        assert broken, b
+        for f in broken:
+            f.write_bytes(f.read_bytes()[:1000])
         cut_at = time.time()
 
         # 2. resume; SIGKILL the driver the moment that trial has finished again (from epoch 1)
@@ -219,7 +224,7 @@ def test_a_sweep_stopped_then_killed_resumes_without_rerunning_finished_trials(t
         second.wait(60)
         b_done, b_epochs = store.get_trial(b["id"]), store.epochs(b["id"])
         warning = drivers[1][1].read_text()
-        assert f"{broken} cannot be read" in warning and "starts again from epoch 1" in warning, warning
+        assert any(f"{f} cannot be read" in warning for f in broken) and "starts again from epoch 1" in warning, warning
         assert "Traceback" not in warning, warning
         # the crash left Tune's saved state behind the store: it still holds the finished trial as unfinished
         assert _tune_statuses(exp_dir)[b["id"].rsplit("-", 1)[-1]] != "TERMINATED"
@@ -235,7 +240,7 @@ def test_a_sweep_stopped_then_killed_resumes_without_rerunning_finished_trials(t
         final = trials()
         assert len(final) == 3 and all(t["status"] == "completed" for t in final.values())
         for t in final.values():
-            assert [e["epoch"] for e in store.epochs(t["id"])] == [1, 2, 3]  # every epoch once
+            assert [e["epoch"] for e in store.epochs(t["id"])] == [1, 2, 3, 4]  # every epoch once
         for before, epochs in ((a, a_epochs), (b_done, b_epochs)):  # finished before a stop: not run again
             after = final[before["id"]]
             assert (after["started"], after["ended"]) == (before["started"], before["ended"])
