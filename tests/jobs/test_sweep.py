@@ -140,6 +140,14 @@ def _ray_processes_of_session(sid: int) -> list[int]:
     return found
 
 
+def _kill_ray_of_session(sid: int) -> None:
+    for pid in _ray_processes_of_session(sid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # ended on its own meanwhile
+
+
 def _tune_statuses(exp_dir: Path) -> dict[str, str]:
     """Trial statuses in the experiment state Tune last saved (what a resume starts from)."""
     state = max(exp_dir.glob("experiment_state-*.json"), key=lambda f: f.stat().st_mtime)  # one per session
@@ -228,8 +236,7 @@ def test_a_sweep_stopped_then_killed_resumes_without_rerunning_finished_trials(t
         assert "Traceback" not in warning, warning
         # the crash left Tune's saved state behind the store: it still holds the finished trial as unfinished
         assert _tune_statuses(exp_dir)[b["id"].rsplit("-", 1)[-1]] != "TERMINATED"
-        for pid in _ray_processes_of_session(second.pid):  # what the dead driver's Ray left running
-            os.kill(pid, signal.SIGKILL)
+        _kill_ray_of_session(second.pid)  # what the dead driver's Ray left running (its agents linger minutes)
 
         # 3. resume again: it finishes the sweep without running finished trials again
         res = subprocess.run([sys.executable, "-m", "tunelab.cli", "sweep", "resume", "resume-me", "--json"],
@@ -253,8 +260,7 @@ def test_a_sweep_stopped_then_killed_resumes_without_rerunning_finished_trials(t
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(60)
-            for pid in _ray_processes_of_session(proc.pid):
-                os.kill(pid, signal.SIGKILL)
+            _kill_ray_of_session(proc.pid)
 
 
 def test_an_unreadable_checkpoint_costs_its_trial_the_test_figure_not_the_sweep_its_summary(tmp_path, store, caplog):
