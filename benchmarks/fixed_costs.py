@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -173,6 +174,7 @@ def main() -> None:
                       f"reported at {ev['epoch1'] - res['t0']:.1f} s, exit at {ev['exit'] - res['t0']:.1f} s", flush=True)
     finally:
         embedded.stop(root)
+        shutil.rmtree(tmp, ignore_errors=True)
 
     def at(mode: str, key: str) -> float | None:
         vals = [r["events"][key] - r["t0"] for r in runs[mode] if r["events"].get(key) is not None]
