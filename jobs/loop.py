@@ -8,6 +8,7 @@ from the object store, wraps the model in DDP and reports every epoch with a che
 from __future__ import annotations
 
 import math
+import os
 import queue
 import tempfile
 import threading
@@ -212,6 +213,8 @@ def run_training(
     else:
         criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     run_start = time.perf_counter()
+    # benchmarks/fixed_costs.py names a file here: the wall-clock end of the first step is written to it
+    first_step_file = os.environ.get("TUNELAB_TRACE_FIRST_STEP") if rank == 0 else None
 
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
@@ -233,6 +236,11 @@ def run_training(
         for xb, yb in (_prefetch(batches()) if augment.per_image else batches()):
             loss_sum += train_step(train_model, criterion, optimizer, xb, yb, opts, before_update=frozen)
             scheduler.step()  # recomputes every group's rate from the schedule
+            if first_step_file:
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)  # once: the step is queued, not done
+                Path(first_step_file).write_text(f"{time.time():.6f}\n")
+                first_step_file = None
         # the epoch's one host sync: the queued steps (on a GPU) are done once the loss is read
         train_loss = _all_reduce(loss_sum.double().reshape(1))[0].item() / (steps_per_epoch * world_size)
         train_time = time.perf_counter() - t0
@@ -329,8 +337,11 @@ def train_loop_per_worker(config: dict) -> None:
     resume_state = None
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
-        with checkpoint.as_directory() as d:
-            resume_state = load_checkpoint(Path(d))
+        try:
+            with checkpoint.as_directory() as d:
+                resume_state = load_checkpoint(Path(d))
+        except JobError as e:  # cut short by a crash: every retry would fail on it, so start over instead
+            warnings.warn(f"{str(e).split('; ')[0]}; training starts again from epoch 1")
 
     def report(metrics: dict, state: Optional[dict]) -> None:
         if state is None:
