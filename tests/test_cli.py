@@ -147,7 +147,7 @@ def test_the_store_away_at_the_end_of_a_run_loses_nothing(mnist_user_env, tmp_pa
     from tests.conftest import RedisServer
 
     server = RedisServer(tmp_path / "redis", persist=True).start()
-    env = {**mnist_user_env, "TUNELAB_REDIS_URL": server.url}
+    env = {**mnist_user_env, "TUNELAB_REDIS_URL": server.url, "TUNELAB_STORE_WAIT_S": "3"}
     store = ResultStore.from_url(server.url)
     out, err = tmp_path / "out", tmp_path / "err"
     proc = subprocess.Popen([sys.executable, "-m", "tunelab.cli", "train", "--model", "cnn", "--epochs", "3", "--subset",

@@ -447,7 +447,12 @@ def train(
         raise typer.Exit(1)
 
 
-STORE_WAIT_S = 30  # how long the end of a run waits for an unreachable store before saving its writes to a file
+def _store_wait_s() -> float:
+    """How long the end of a run waits for an unreachable store before saving its writes to a file."""
+    try:
+        return max(0.0, float(os.environ.get("TUNELAB_STORE_WAIT_S", "30")))
+    except ValueError:
+        return 30.0
 
 
 def _write_the_end(store, run_id: str, trial_id: str, status: str, error: Optional[str], result,
@@ -488,8 +493,9 @@ def _write_the_end(store, run_id: str, trial_id: str, status: str, error: Option
     w.call("finish_run", run_id, status, error=error or "")
     if not w.pending:
         return history, None
-    with err.status(f"result store unreachable: waiting up to {STORE_WAIT_S}s to write the run's end …"):
-        if w.drain(timeout_s=STORE_WAIT_S):
+    wait_s = _store_wait_s()
+    with err.status(f"result store unreachable: waiting up to {wait_s:g}s to write the run's end …"):
+        if w.drain(timeout_s=wait_s):
             return history, None
     local = "://" not in exp_dir
     path = Path(exp_dir) / f"tunelab-unwritten-{run_id}.jsonl" if local else \
