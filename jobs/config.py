@@ -17,7 +17,7 @@ Dataset = Literal["mnist", "cifar100"]
 # named). Chosen by `benchmarks/mnist_speed.py`, which measures each choice (see benchmarks/RESULTS.md).
 RECIPES: dict[str, dict] = {
     "mnist": {"model": "cnn_fast", "epochs": 2, "batch_size": 256, "optimizer": "sgd", "lr": 0.2, "momentum": 0.9,
-              "weight_decay": 5e-4, "schedule": "onecycle", "warmup_epochs": 0.5, "channels_last": True},
+              "weight_decay": 5e-4, "schedule": "onecycle", "warmup_epochs": 0.5},
 }
 Labels = Literal["fine", "coarse"]
 
