@@ -53,7 +53,7 @@ BENCHES = [
     Bench("ray_overhead", ["python", "benchmarks/ray_overhead.py", "--data", "{data}"], 480),
     Bench("fixed_costs", ["python", "benchmarks/fixed_costs.py", "--data", "{data}"], 480),
     Bench("sweep_overhead", ["python", "benchmarks/sweep_overhead.py", "--data", "{data}"], 360),
-    Bench("mnist_speed", ["python", "benchmarks/mnist_speed.py", "--data", "{data}"], 360),
+    Bench("mnist_speed", ["python", "benchmarks/mnist_speed.py", "--data", "{data}"], 600),  # 11 full-MNIST runs
     Bench("asha_efficiency", ["python", "benchmarks/asha_efficiency.py", "--data", "{data}"], 360),
     Bench("throughput", ["python", "benchmarks/throughput.py"], 360),
     Bench("augment", ["python", "benchmarks/augment.py"], 360),
