@@ -35,12 +35,12 @@ from benchmarks._report import write_section  # noqa: E402
 TARGET = 0.99
 
 
-def bare_run(prepared, **overrides) -> dict:
+def bare_run(prepared, subset=None, **overrides) -> dict:
     """One training run of the bare loop; its per-epoch metrics, summed train time and final test accuracy."""
     from jobs.config import make_config
     from jobs.loop import run_training
 
-    cfg = make_config(dataset="mnist", **overrides)
+    cfg = make_config(dataset="mnist", subset=subset, **overrides)
     epochs: list[dict] = []
     t0 = time.perf_counter()
     run_training(cfg, prepared, report=lambda m, s: epochs.append(m))
@@ -49,12 +49,12 @@ def bare_run(prepared, **overrides) -> dict:
             "test_acc": epochs[-1]["test_acc"], "images_per_s": statistics.median(m["images_per_s"] for m in epochs)}
 
 
-def cli_run(data_root: Path) -> dict:
+def cli_run(data_root: Path, subset=None) -> dict:
     """`tunelab train --dataset mnist` as a user runs it; its epochs from the store."""
     env = {**os.environ, "TUNELAB_DATA_DIR": str(data_root), "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("TUNELAB_REDIS_URL", None)
     cmd = [str(ROOT / ".venv/bin/tunelab") if (ROOT / ".venv/bin/tunelab").exists() else "tunelab",
-           "train", "--dataset", "mnist", "--json"]
+           "train", "--dataset", "mnist", "--json", *(["--subset", str(subset)] if subset else [])]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     wall = time.perf_counter() - t0
@@ -78,6 +78,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, required=True, help="folder with the official MNIST files")
     ap.add_argument("--seeds", type=int, default=3, help="seeds of the default recipe in the bare loop")
     ap.add_argument("--skip-ablation", action="store_true", help="only the default recipe (bare and tunelab train)")
+    ap.add_argument("--subset", type=int, help="smoke test of this script: at most N images (the figures need all)")
     ap.add_argument("--no-write", action="store_true", help="print the section instead of writing RESULTS.md")
     a = ap.parse_args()
 
@@ -87,7 +88,7 @@ def main() -> None:
     recipe = RECIPES["mnist"]
     tmp = Path(tempfile.mkdtemp(prefix="tl-mnist-speed-"))
     data.import_dir(a.data, tmp)
-    prepared = data.prepare(data.load("mnist", tmp), "fine", 0.1, 0)
+    prepared = data.prepare(data.load("mnist", tmp), "fine", 0.1, 0, a.subset)
     print(f"{len(prepared.train_y):,} train / {len(prepared.val_y):,} val / {len(prepared.test_y):,} test; "
           f"recipe {recipe}", flush=True)
 
@@ -108,7 +109,7 @@ def main() -> None:
         for label, over in steps:
             print(f"ablation: {label} …", flush=True)
             try:
-                r = bare_run(prepared, **over)
+                r = bare_run(prepared, a.subset, **over)
             except Exception as e:  # one failing choice (e.g. no compiler for torch.compile) must not end the run
                 print(f"  failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}", flush=True)
                 rows.append((label, None))
@@ -119,10 +120,10 @@ def main() -> None:
     seeds = []
     for seed in range(a.seeds):
         print(f"default recipe, bare loop, seed {seed} …", flush=True)
-        seeds.append(bare_run(prepared, seed=seed))
+        seeds.append(bare_run(prepared, a.subset, seed=seed))
         print(f"  train {seeds[-1]['train_s']:.1f}s, test {100 * seeds[-1]['test_acc']:.2f}%", flush=True)
     print("default recipe through `tunelab train --dataset mnist` …", flush=True)
-    cli = cli_run(tmp)
+    cli = cli_run(tmp, a.subset)
     print(f"  train {cli['train_s']:.1f}s, test {100 * cli['test_acc']:.2f}%, command wall {cli['wall_s']:.1f}s", flush=True)
     from results import embedded
 
@@ -137,7 +138,7 @@ def main() -> None:
         "",
         f"Command: `{' '.join(['python benchmarks/mnist_speed.py', *sys.argv[1:]])}`",
         "",
-        f"Full real MNIST: {len(prepared.train_y):,} training images ({len(prepared.val_y):,} carved for validation), "
+        f"Real MNIST: {len(prepared.train_y):,} training images ({len(prepared.val_y):,} carved for validation), "
         f"the {len(prepared.test_y):,} test images. Time-to-99 = the training time (train phases of all epochs, no "
         "evaluation) of a run whose schedule ends at ≥ 99.0 % test accuracy. Default recipe "
         f"(`jobs/config.py` RECIPES, what `tunelab train --dataset mnist` runs): `{json.dumps(recipe)}`.",
