@@ -1,0 +1,468 @@
+"""Bare training-loop speed on synthetic CIFAR-shaped data: images/s and achieved TFLOP/s per model, GPU or CPU.
+
+No Ray and no pydantic: it needs only torch, torchvision, timm and numpy, so it runs on a bare GPU box. The step
+is tunelab's own (`jobs.step.train_step`, `jobs.augment.Augmenter`), so the figures are the loop's: uint8 data
+generated on the device, crop+flip augmentation there, bf16 autocast, channels-last, fused SGD, optional
+`torch.compile`, and no host sync inside a step (the clock reads only after `torch.cuda.synchronize`).
+
+    benchmarks/gpu.sh                          # CUDA when there is one; resnet18 resnet20 wrn28_10 efficientnet_b0 vit_tiny
+    benchmarks/gpu.sh --compile                # torch.compile too (a compile per model and mode: minutes in all)
+    benchmarks/gpu.sh --device cpu --write     # the CPU run, written to RESULTS.md as section "gpu-cpu"
+
+On CUDA each model runs in its own process with a time limit, so an out-of-memory error, a failed compile or a
+poisoned CUDA context costs that model's row and nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import gc
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+
+import models  # noqa: E402
+from jobs.augment import Augmenter  # noqa: E402
+from jobs.step import (StepOptions, as_input, autocast, compiled, fused_available, native_bf16,  # noqa: E402
+                       prepare_model, train_step)
+
+MODELS = ("resnet18", "resnet20", "wrn28_10", "efficientnet_b0", "vit_tiny")
+MEAN, STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)  # CIFAR-100's
+NUM_CLASSES = 100
+# Per-device batch sizes: what an H100 trains these at, and what 2 CPU cores get through in a second or two.
+BATCH = {
+    "cuda": {"wrn28_10": 256, "*": 512},
+    "cpu": {"wrn28_10": 8, "resnet50": 16, "resnet18": 32, "wrn16_4": 32, "vit_tiny": 32, "vit_small": 16, "*": 64},
+}
+# Timing per model: warm-up steps (cuDNN autotuning, compiles) and the train / eval windows in seconds.
+WINDOWS = {"cuda": (15, 12.0, 5.0), "cpu": (1, 3.0, 1.5)}
+CHILD_MARK = "RESULT "
+
+
+@dataclass
+class Measurement:
+    """One model's figures; `error` is set (and the figures are zero) when it failed."""
+
+    model: str
+    device: str
+    options: str
+    batch: int
+    eval_batch: int
+    params: int = 0
+    train_flops: float = 0.0  # per image, forward + backward (FlopCounterMode: matmuls and convolutions)
+    eval_flops: float = 0.0  # per image, forward
+    train_ips: float = 0.0
+    eval_ips: float = 0.0
+    train_steps: int = 0
+    eval_steps: int = 0
+    warmup_s: float = 0.0  # build, flop count, warm-up steps and compiles: everything before the timed windows
+    peak_gib: Optional[float] = None  # CUDA only: torch.cuda.max_memory_allocated, the data set included
+    loss: float = math.nan  # mean training loss over the timed window (a sanity check: finite)
+    device_name: str = ""
+    error: str = ""
+
+    @property
+    def train_tflops(self) -> float:
+        return self.train_flops * self.train_ips / 1e12
+
+    @property
+    def eval_tflops(self) -> float:
+        return self.eval_flops * self.eval_ips / 1e12
+
+    def rate(self, tflops: float) -> str:
+        """Achieved FLOP/s in the unit that suits the device: TFLOP/s on a GPU, GFLOP/s on a CPU."""
+        return f"{tflops:.1f} TFLOP/s" if self.device == "cuda" else f"{tflops * 1e3:.1f} GFLOP/s"
+
+
+def default_batch(name: str, device: str) -> int:
+    table = BATCH[device]
+    return table.get(name, table["*"])
+
+
+def device_name(device: torch.device) -> str:
+    """The card's name on CUDA; the CPU's model and the threads used otherwise."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpu = "CPU"
+    try:
+        cpu = next(ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                   if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    n = torch.get_num_threads()
+    return f"{cpu}, {n} thread{'s' if n != 1 else ''}"
+
+
+def setup_device(device: torch.device, threads: Optional[int] = None) -> None:
+    """The global switches a fast loop sets once: cuDNN autotuning and TF32 for whatever stays fp32; on a CPU,
+    `threads` (default: every core)."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.set_float32_matmul_precision("high")
+    else:
+        torch.set_num_threads(threads or os.cpu_count() or 1)
+
+
+@functools.lru_cache(maxsize=1)
+def synthetic_cifar(n: int, device: str, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """`n` random uint8 3x32x32 images and labels of 100 classes, generated on `device` (nothing crosses PCIe)."""
+    g = torch.Generator(device=device).manual_seed(seed)
+    x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, device=device, generator=g)
+    y = torch.randint(0, NUM_CLASSES, (n,), device=device, generator=g)
+    return x, y
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(run: Callable[[int], None], device: torch.device, seconds: float, min_steps: int = 1) -> tuple[int, float]:
+    """(steps, seconds) of `run(k)` called in chunks until `seconds` have passed.
+
+    The device is synchronised only between chunks, each sized from the pace so far to a quarter of the window,
+    so the host stays ahead of the GPU and the drain at each chunk's end is a negligible share.
+    """
+    steps, chunk, t0 = 0, 1, time.perf_counter()
+    while True:
+        run(chunk)
+        _sync(device)
+        steps += chunk
+        elapsed = time.perf_counter() - t0
+        if elapsed >= seconds and steps >= min_steps:
+            return steps, elapsed
+        per_step = elapsed / steps
+        left = max(seconds - elapsed, per_step)
+        chunk = max(1, min(int(left / per_step) + 1, int(seconds / 4 / per_step) + 1, 4 * chunk))
+
+
+def _conv_backward_flops(grad_out_shape, x_shape, w_shape, _bias, _stride, _padding, _dilation, transposed,
+                         _output_padding, groups, output_mask, out_shape, **_) -> int:
+    """torch's formula for `convolution_backward`, with the weight gradient of a grouped convolution divided by
+    its groups: torch counts it as if ungrouped (a depthwise conv's `channels` times over, 10.4 instead of 0.7
+    GFLOP per EfficientNet-B0 training image at 32 px)."""
+    from torch.utils.flop_counter import conv_flop_count
+
+    def t(shape):
+        return [shape[1], shape[0], *shape[2:]]
+
+    flops = 0
+    if output_mask[0]:  # input gradient: a transposed convolution of the output gradient with the weight
+        flops += conv_flop_count(grad_out_shape, w_shape, out_shape[0], not transposed)
+    if output_mask[1]:  # weight gradient: a convolution of the input with the output gradient, per group
+        a, b = (grad_out_shape, x_shape) if transposed else (x_shape, grad_out_shape)
+        flops += conv_flop_count(t(a), t(b), t(out_shape[1]), transposed=False) // groups
+    return flops
+
+
+def count_flops(model: nn.Module, x: torch.Tensor, y: torch.Tensor, criterion: nn.Module) -> tuple[float, float]:
+    """(train, eval) floating-point operations per image, counted once on the eager model by torch's
+    FlopCounterMode (matmuls and convolutions; train = forward + backward, eval = forward).
+
+    Not `jobs.step.flops_per_image` (yet): grouped convolutions need the corrected backward formula above, and
+    attention runs on the math backend while counting, since FlopCounterMode knows CUDA's fused attention kernels
+    but not the CPU's (as plain matmuls it counts the same on both).
+    """
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    fix = {torch.ops.aten.convolution_backward: _conv_backward_flops}
+    with sdpa_kernel([SDPBackend.MATH]):
+        train = FlopCounterMode(display=False, custom_mapping=fix)
+        with train:
+            criterion(model(x), y).backward()
+        model.zero_grad(set_to_none=True)
+        model.eval()
+        fwd = FlopCounterMode(display=False)
+        with fwd, torch.no_grad():
+            model(x)
+        model.train()
+    return train.get_total_flops() / len(x), fwd.get_total_flops() / len(x)
+
+
+def measure(name: str, device: str, opts: StepOptions, batch: int, eval_batch: int, warmup: int,
+            train_seconds: float, eval_seconds: float, images: int = 50_000, seed: int = 0,
+            with_flops: bool = True, threads: Optional[int] = None) -> Measurement:
+    """Train-step and eval-forward images/s of model `name` on synthetic CIFAR-shaped data (raises on failure)."""
+    dev = torch.device(device)
+    t_start = time.perf_counter()
+    setup_device(dev, threads)
+    out = Measurement(name, dev.type, opts.describe(), batch, eval_batch, device_name=device_name(dev))
+    x, y = synthetic_cifar(images, device, seed)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    torch.manual_seed(seed)
+    model = prepare_model(models.build(name, num_classes=NUM_CLASSES, in_chans=3, img_size=32), dev, opts)
+    out.params = models.count_parameters(model)
+    aug = Augmenter("crop_flip", "cifar100", MEAN, STD, NUM_CLASSES, dev, seed=seed)
+    criterion = nn.CrossEntropyLoss()
+    if with_flops:
+        xf, yf = aug(x[:4], y[:4])
+        out.train_flops, out.eval_flops = count_flops(model, xf, yf, criterion)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4,
+                                fused=fused_available(dev))
+    net = compiled(model, opts)
+
+    # Training: a random batch gathered on the device, augmented there, one step; the loss stays on the device.
+    step = 0
+    loss_sum = torch.zeros((), device=dev)
+
+    def run_train(k: int) -> None:
+        nonlocal step, loss_sum
+        for _ in range(k):
+            idx = torch.randint(0, images, (batch,), device=dev)
+            xb, yb = aug(x[idx], y[idx], step=step)
+            loss_sum += train_step(net, criterion, optimizer, xb, yb, opts)
+            step += 1
+
+    model.train()
+    run_train(warmup)
+    _sync(dev)
+    loss_sum.zero_()
+    out.warmup_s = time.perf_counter() - t_start
+    out.train_steps, secs = timed(run_train, dev, train_seconds)
+    out.train_ips = out.train_steps * batch / secs
+    out.loss = loss_sum.item() / out.train_steps
+
+    # Evaluation: normalised consecutive slices, no augmentation, argmax compared on the device (as the loop does).
+    pos = 0
+    correct = torch.zeros((), dtype=torch.int64, device=dev)
+
+    def run_eval(k: int) -> None:
+        nonlocal pos, correct
+        for _ in range(k):
+            i = pos % (images - eval_batch + 1)
+            xb = as_input(aug.normalise(x[i : i + eval_batch]), opts)
+            with torch.no_grad(), autocast(dev, opts.amp):
+                logits = net(xb)
+            correct += (logits.argmax(1) == y[i : i + eval_batch]).sum()
+            pos += eval_batch
+
+    model.eval()
+    t0 = time.perf_counter()
+    # cuDNN picks algorithms for the new shape and a compiled model compiles eval mode; oneDNN's first call costs
+    # little next to a CPU forward, and a slow model's eval step is the dearest part of a CPU measurement.
+    run_eval(max(1, warmup // 3) if dev.type == "cuda" or opts.compile else 0)
+    _sync(dev)
+    out.warmup_s += time.perf_counter() - t0
+    out.eval_steps, secs = timed(run_eval, dev, eval_seconds)
+    out.eval_ips = out.eval_steps * eval_batch / secs
+    if dev.type == "cuda":
+        out.peak_gib = torch.cuda.max_memory_allocated(dev) / 2**30
+    return out
+
+
+def first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:200] if text else ''}".rstrip(": ")
+
+
+def measure_safely(name: str, device: str, opts: StepOptions, batch: int, eval_batch: int, **kw) -> Measurement:
+    """`measure`, with a failure (out of memory, a compile error) turned into a row that names it."""
+    try:
+        return measure(name, device, opts, batch, eval_batch, **kw)
+    except Exception as e:  # one model's failure must not end the run
+        traceback.print_exc(file=sys.stderr)
+        err = Measurement(name, torch.device(device).type, opts.describe(), batch, eval_batch, error=first_line(e))
+    finally:
+        cleanup(torch.device(device))
+    return err
+
+
+def cleanup(device: torch.device) -> None:
+    """Drop what a finished model left: compiled graphs, cached blocks."""
+    if "torch._dynamo" in sys.modules:
+        torch._dynamo.reset()
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+# ------------------------------------------------------------------------------------------ one process per model
+
+
+def measure_in_child(spec: dict, timeout: float) -> Measurement:
+    """`measure_safely(**spec)` in a fresh process, killed (with its compile workers) after `timeout` seconds."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the child's own session: it and the compile workers it started
+        proc.communicate()
+        stdout, stderr = "", f"TimeoutError: no result within {timeout:.0f} s (killed)"
+    except BaseException:  # Ctrl-C reaches only our process group, not the child's session
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    for line in reversed(stdout.splitlines()):
+        if line.startswith(CHILD_MARK):
+            m = Measurement(**json.loads(line[len(CHILD_MARK):]))
+            if m.error:  # the child's traceback, for whoever reads the log
+                sys.stderr.write("\n".join(stderr.splitlines()[-25:]) + "\n")
+            return m
+    lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+    why = lines[-1][:200] if lines else f"exit status {proc.returncode}, no output"
+    opts = StepOptions(**spec["opts"])
+    return Measurement(spec["name"], torch.device(spec["device"]).type, opts.describe(), spec["batch"],
+                       spec["eval_batch"], error=why)
+
+
+def run_child(spec_json: str) -> None:
+    spec = json.loads(spec_json)
+    spec["opts"] = StepOptions(**spec["opts"])
+    m = measure_safely(**spec)
+    print(CHILD_MARK + json.dumps(asdict(m)), flush=True)
+
+
+# ------------------------------------------------------------------------------------------------------- report
+
+
+def describe_row(m: Measurement) -> str:
+    """One line per model, printed as soon as it finishes."""
+    if m.error:
+        return f"{m.model}: FAILED ({m.error})"
+    mem = f", peak {m.peak_gib:.1f} GiB" if m.peak_gib is not None else ""
+    return (f"{m.model}: train {m.train_ips:,.0f} img/s ({m.rate(m.train_tflops)}), eval {m.eval_ips:,.0f} img/s "
+            f"({m.rate(m.eval_tflops)}); batch {m.batch}/{m.eval_batch}, {m.options}, warm-up {m.warmup_s:.1f} s"
+            f"{mem}, loss {m.loss:.2f}")
+
+
+def table(rows: list[Measurement], device: str) -> list[str]:
+    unit = "TFLOP/s" if device == "cuda" else "GFLOP/s"
+    lines = [
+        f"| model | params | GFLOP/img (train) | batch (train / eval) | train img/s | train {unit} | eval img/s | "
+        f"eval {unit} | warm-up s | peak GiB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for m in rows:
+        if m.error:
+            lines.append(f"| {m.model} | | | {m.batch} / {m.eval_batch} | failed: {m.error.replace('|', '/')} "
+                         f"| | | | | |")
+            continue
+        mem = f"{m.peak_gib:.1f}" if m.peak_gib is not None else "–"
+        lines.append(f"| {m.model} | {m.params / 1e6:.2f} M | {m.train_flops / 1e9:.2f} | {m.batch} / {m.eval_batch} "
+                     f"| **{m.train_ips:,.0f}** | {m.rate(m.train_tflops).split()[0]} | {m.eval_ips:,.0f} "
+                     f"| {m.rate(m.eval_tflops).split()[0]} "
+                     f"| {m.warmup_s:.0f} | {mem} |")
+    return lines
+
+
+def main() -> None:
+    via_sh = "TUNELAB_BENCH_COMMAND" in os.environ
+    ap = argparse.ArgumentParser(prog="benchmarks/gpu.sh" if via_sh else None, description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", choices=["cuda", "cpu"], default=None, help="default: cuda when there is one")
+    ap.add_argument("--models", nargs="+", default=list(MODELS), metavar="NAME")
+    ap.add_argument("--batch", type=int, default=None, help="training batch for every model (default: per model)")
+    ap.add_argument("--eval-batch", type=int, default=None, help="default: twice the training batch")
+    ap.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                    help="bf16 autocast (default: on where bf16 is native: CUDA cards from Ampere on, CPUs with AVX512-BF16/AMX)")
+    ap.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                    help="channels-last layout (default: on)")
+    ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
+                    help="torch.compile the model (default: off; it adds a compile per model and mode)")
+    ap.add_argument("--warmup", type=int, default=None, help="warm-up steps, untimed (default: 15 CUDA, 1 CPU)")
+    ap.add_argument("--train-seconds", type=float, default=None, help="timed training window per model")
+    ap.add_argument("--eval-seconds", type=float, default=None, help="timed evaluation window per model")
+    ap.add_argument("--threads", type=int, default=None, help="CPU threads (default: every core)")
+    ap.add_argument("--budget", type=float, default=None,
+                    help="seconds for the whole run; models that would start after it are skipped (default: 450)")
+    ap.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
+                    help="each model in its own process with a time limit (default: on for CUDA)")
+    ap.add_argument("--write", action="store_true", help='write section "gpu-<device>" of benchmarks/RESULTS.md')
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        run_child(a.child)
+        return
+
+    device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        ap.exit(2, "gpu.sh: --device cuda, but torch sees no CUDA device (try --device cpu)\n")
+    dev = torch.device(device)
+    unknown = [n for n in a.models if n not in models.list_models() and not n.startswith("timm/")]
+    if unknown:
+        ap.exit(2, f"gpu.sh: unknown model(s) {', '.join(unknown)}; choose from {', '.join(models.list_models())}\n")
+    leaked = [n for n in ("ray", "pydantic") if sys.modules.get(n) is not None]
+    if leaked:  # the bare loop must run where neither is installed
+        print(f"warning: the bare loop imported {', '.join(leaked)}", file=sys.stderr)
+    # bf16 autocast only where the hardware has it: tensor cores, or a CPU with AVX512-BF16/AMX. Without it
+    # (AVX2 only) bf16 is 4-8x slower (benchmarks/throughput.py). Channels-last helps cuDNN and oneDNN convolutions.
+    opts = StepOptions(amp=native_bf16(dev) if a.amp is None else a.amp,
+                       channels_last=True if a.channels_last is None else a.channels_last, compile=a.compile)
+    warmup, train_s, eval_s = WINDOWS[device]
+    warmup = a.warmup if a.warmup is not None else warmup + (10 if opts.compile else 0)
+    train_s = a.train_seconds or train_s
+    eval_s = a.eval_seconds or eval_s
+    budget = a.budget or 450.0
+    isolate = device == "cuda" if a.isolate is None else a.isolate
+    setup_device(dev, a.threads)
+    name = device_name(dev)
+    command = os.environ.get("TUNELAB_BENCH_COMMAND") or " ".join(["python benchmarks/gpu_loop.py", *sys.argv[1:]])
+    print(f"{name}: torch {torch.__version__}, {opts.describe()}, fused SGD, crop+flip on the device; "
+          f"{warmup} warm-up step{'s' if warmup != 1 else ''}, {train_s:g} s train + {eval_s:g} s eval per model"
+          f"{', one process each' if isolate else ''}", flush=True)
+
+    rows: list[Measurement] = []
+    t0 = time.perf_counter()
+    for model in a.models:
+        batch = a.batch or default_batch(model, device)
+        eval_batch = a.eval_batch or 2 * batch
+        left = budget - (time.perf_counter() - t0)
+        if left < 30:
+            m = Measurement(model, device, opts.describe(), batch, eval_batch, error=f"skipped: the {budget:.0f} s budget is spent")
+        else:
+            spec = dict(name=model, device=device, opts=opts, batch=batch, eval_batch=eval_batch, warmup=warmup,
+                        train_seconds=train_s, eval_seconds=eval_s, threads=a.threads)
+            if isolate:
+                spec["opts"] = asdict(opts)
+                m = measure_in_child(spec, timeout=min(left, 300 if opts.compile else 150))
+            else:
+                m = measure_safely(**spec)
+        rows.append(m)
+        print(describe_row(m), flush=True)
+    total = time.perf_counter() - t0
+
+    body = "\n".join([
+        f"## Bare training loop on synthetic CIFAR-shaped data: {name} (issue 9)",
+        "",
+        f"Command: `{command}` ({total / 60:.1f} min in all)",
+        "",
+        f"tunelab's step without Ray (`jobs.step.train_step`): random uint8 3×32×32 images and 100-class labels "
+        f"generated on the {device.upper() if device == 'cuda' else 'CPU'}, gathered and crop+flip-augmented there "
+        f"(`jobs.augment.Augmenter`), {opts.describe()}, SGD (fused) with Nesterov momentum, no host sync inside a "
+        f"step. Images/s over a {train_s:g} s training window and a {eval_s:g} s evaluation-forward window after "
+        f"{warmup} warm-up step{'s' if warmup != 1 else ''} (not timed; warm-up s counts build, FLOP count, warm-up and any compiles). "
+        f"{'TFLOP/s' if device == 'cuda' else 'GFLOP/s'} = FLOPs per image (torch's FlopCounterMode: matmuls and convolutions; training = forward + "
+        f"backward) × images/s." + (" Peak GiB: `torch.cuda.max_memory_allocated`, the 0.15 GB data set included."
+                                    if device == "cuda" else ""),
+        "",
+        *table(rows, device),
+    ])
+    print()
+    print(body, flush=True)
+    if a.write:
+        from benchmarks._report import write_section
+
+        write_section(f"gpu-{device}", body)
+
+
+if __name__ == "__main__":
+    main()
