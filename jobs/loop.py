@@ -28,7 +28,7 @@ from jobs.augment import Augmenter
 from jobs.config import TrainConfig
 from jobs.data import PreparedData, epoch_indices
 from jobs.errors import JobError, TrainingDiverged
-from jobs.step import StepOptions, as_input, autocast, compiled, prepare_model, train_step
+from jobs.step import StepOptions, as_input, autocast, compiled, prepare_model, setup_device, train_step
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
@@ -179,6 +179,7 @@ def run_training(
     if cfg.pretrained_weights is not None:
         mean, std = models.input_normalization(model, data.in_chans) or (mean, std)
     opts = cfg.step_options(device)
+    setup_device(device)
     model = prepare_model(model, device, opts)
     start_epoch = 0
     per_worker_batch = cfg.per_worker_batch
@@ -200,7 +201,8 @@ def run_training(
     train_model = compiled(wrap_model(model), opts)
 
     train_x, train_y = _as_tensor(data.train_x, device), _as_tensor(data.train_y, device)
-    val_x, val_y = _as_tensor(data.val_x, torch.device("cpu")), _as_tensor(data.val_y, torch.device("cpu"))
+    # evaluation data on the device too: copies from pageable host memory would block every batch
+    val_x, val_y = _as_tensor(data.val_x, device), _as_tensor(data.val_y, device)
     f2c = torch.as_tensor(data.fine_to_coarse, device=device) if data.fine_to_coarse is not None else None
     size = img_size if img_size != data.img_size else None
     augment = Augmenter(cfg.augment, data.dataset, mean, std, data.num_classes, device, seed=cfg.seed, rank=rank,
@@ -263,7 +265,7 @@ def run_training(
         if "acc_coarse" in val:
             metrics["val_acc_coarse"] = val["acc_coarse"]
         if epoch + 1 == cfg.epochs and evaluate_test:
-            test_x, test_y = _as_tensor(data.test_x, torch.device("cpu")), _as_tensor(data.test_y, torch.device("cpu"))
+            test_x, test_y = _as_tensor(data.test_x, device), _as_tensor(data.test_y, device)
             test = evaluate(model, test_x, test_y, norm, cfg.eval_batch_size, rank, world_size, f2c, device, opts)
             metrics["test_acc"] = test["acc"]
             metrics["test_images"] = len(test_y)
