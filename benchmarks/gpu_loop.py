@@ -38,7 +38,7 @@ import torch.nn as nn  # noqa: E402
 
 import models  # noqa: E402
 from jobs.augment import Augmenter  # noqa: E402
-from jobs.step import (StepOptions, as_input, autocast, compiled, fused_available, native_bf16,  # noqa: E402
+from jobs.step import (StepOptions, as_input, autocast, compiled, flops_per_image, fused_available, native_bf16,  # noqa: E402
                        prepare_model, train_step)
 
 MODELS = ("resnet18", "resnet20", "wrn28_10", "efficientnet_b0", "vit_tiny")
@@ -153,48 +153,20 @@ def timed(run: Callable[[int], None], device: torch.device, seconds: float, min_
         chunk = max(1, min(int(left / per_step) + 1, int(seconds / 4 / per_step) + 1, 4 * chunk))
 
 
-def _conv_backward_flops(grad_out_shape, x_shape, w_shape, _bias, _stride, _padding, _dilation, transposed,
-                         _output_padding, groups, output_mask, out_shape, **_) -> int:
-    """torch's formula for `convolution_backward`, with the weight gradient of a grouped convolution divided by
-    its groups: torch counts it as if ungrouped (a depthwise conv's `channels` times over, 10.4 instead of 0.7
-    GFLOP per EfficientNet-B0 training image at 32 px)."""
-    from torch.utils.flop_counter import conv_flop_count
-
-    def t(shape):
-        return [shape[1], shape[0], *shape[2:]]
-
-    flops = 0
-    if output_mask[0]:  # input gradient: a transposed convolution of the output gradient with the weight
-        flops += conv_flop_count(grad_out_shape, w_shape, out_shape[0], not transposed)
-    if output_mask[1]:  # weight gradient: a convolution of the input with the output gradient, per group
-        a, b = (grad_out_shape, x_shape) if transposed else (x_shape, grad_out_shape)
-        flops += conv_flop_count(t(a), t(b), t(out_shape[1]), transposed=False) // groups
-    return flops
-
-
 def count_flops(model: nn.Module, x: torch.Tensor, y: torch.Tensor, criterion: nn.Module) -> tuple[float, float]:
-    """(train, eval) floating-point operations per image, counted once on the eager model by torch's
-    FlopCounterMode (matmuls and convolutions; train = forward + backward, eval = forward).
-
-    Not `jobs.step.flops_per_image` (yet): grouped convolutions need the corrected backward formula above, and
-    attention runs on the math backend while counting, since FlopCounterMode knows CUDA's fused attention kernels
-    but not the CPU's (as plain matmuls it counts the same on both).
-    """
+    """(train, eval) floating-point operations per image, counted once on the eager model: train by
+    `jobs.step.flops_per_image` (forward + backward, grouped convolutions and CPU attention counted right),
+    eval by torch's FlopCounterMode over one forward on the math attention backend."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
-    fix = {torch.ops.aten.convolution_backward: _conv_backward_flops}
-    with sdpa_kernel([SDPBackend.MATH]):
-        train = FlopCounterMode(display=False, custom_mapping=fix)
-        with train:
-            criterion(model(x), y).backward()
-        model.zero_grad(set_to_none=True)
-        model.eval()
-        fwd = FlopCounterMode(display=False)
-        with fwd, torch.no_grad():
-            model(x)
-        model.train()
-    return train.get_total_flops() / len(x), fwd.get_total_flops() / len(x)
+    train = flops_per_image(model, x, y, criterion)
+    model.eval()
+    fwd = FlopCounterMode(display=False)
+    with fwd, torch.no_grad(), sdpa_kernel([SDPBackend.MATH]):
+        model(x)
+    model.train()
+    return train, fwd.get_total_flops() / len(x)
 
 
 def measure(name: str, device: str, opts: StepOptions, batch: int, eval_batch: int, warmup: int,
