@@ -418,7 +418,7 @@ def main() -> None:
         f"Command: `{command}` ({total / 60:.1f} min in all)",
         "",
         f"tunelab's step without Ray (`jobs.step.train_step`): random uint8 3×32×32 images and 100-class labels "
-        f"generated on the {device.upper() if device == 'cuda' else 'CPU'}, gathered and crop+flip-augmented there "
+        f"generated on the {'GPU' if device == 'cuda' else 'CPU'}, gathered and crop+flip-augmented there "
         f"(`jobs.augment.Augmenter`), {opts.describe()}, SGD (fused) with Nesterov momentum, no host sync inside a "
         f"step. Images/s over a {train_s:g} s training window and a {eval_s:g} s evaluation-forward window after "
         f"{warmup} warm-up step{'s' if warmup != 1 else ''} (not timed; warm-up s counts build, FLOP count, warm-up and any compiles). "
@@ -433,7 +433,7 @@ def main() -> None:
     if a.write:
         from benchmarks._report import write_section
 
-        write_section(f"gpu-{device}", body)
+        write_section(f"gpu-{device}" + ("-compile" if opts.compile else ""), body)
 
 
 if __name__ == "__main__":

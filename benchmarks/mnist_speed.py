@@ -35,15 +35,16 @@ from benchmarks._report import write_section  # noqa: E402
 TARGET = 0.99
 
 
-def bare_run(prepared, subset=None, **overrides) -> dict:
-    """One training run of the bare loop; its per-epoch metrics, summed train time and final test accuracy."""
+def bare_run(prepared, subset=None, device=None, **overrides) -> dict:
+    """One training run of the bare loop on `device` (default CPU); its per-epoch metrics, summed train time and
+    final test accuracy."""
     from jobs.config import make_config
     from jobs.loop import run_training
 
     cfg = make_config(dataset="mnist", subset=subset, **overrides)
     epochs: list[dict] = []
     t0 = time.perf_counter()
-    run_training(cfg, prepared, report=lambda m, s: epochs.append(m))
+    run_training(cfg, prepared, report=lambda m, s: epochs.append(m), device=device)
     wall = time.perf_counter() - t0
     return {"cfg": cfg, "epochs": epochs, "train_s": sum(m["train_time_s"] for m in epochs), "wall_s": wall,
             "test_acc": epochs[-1]["test_acc"], "images_per_s": statistics.median(m["images_per_s"] for m in epochs)}
@@ -81,6 +82,9 @@ def main() -> None:
     ap.add_argument("--bf16", action="store_true", help="also measure bf16 where the CPU only emulates it "
                     "(about 10x slower here: 244 s for the recipe's 2 epochs on the 2-core machine)")
     ap.add_argument("--subset", type=int, help="smoke test of this script: at most N images (the figures need all)")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                    help="where the bare loop trains (cuda: its section is mnist-speed-cuda, and --no-cli is implied)")
+    ap.add_argument("--no-cli", action="store_true", help="skip the `tunelab train` run (it needs Ray and Redis)")
     ap.add_argument("--no-write", action="store_true", help="print the section instead of writing RESULTS.md")
     a = ap.parse_args()
 
@@ -91,6 +95,8 @@ def main() -> None:
     from jobs.step import native_bf16
 
     recipe = RECIPES["mnist"]
+    device = torch.device(a.device)
+    with_cli = not a.no_cli and device.type == "cpu"
     tmp = Path(tempfile.mkdtemp(prefix="tl-mnist-speed-"))
     data.import_dir(a.data, tmp)
     prepared = data.prepare(data.load("mnist", tmp), "fine", 0.1, 0, a.subset)
@@ -98,24 +104,26 @@ def main() -> None:
           f"recipe {recipe}", flush=True)
 
     # Each step changes one thing from the row above it; the last row is the default recipe.
-    plain = {"model": "cnn", "optimizer": "adamw", "lr": 2e-3, "batch_size": 128, "epochs": 2, "precision": "fp32"}
+    plain = {"model": "cnn", "optimizer": "adamw", "lr": 2e-3, "batch_size": 128, "epochs": 2, "precision": "fp32",
+             "channels_last": False}
     steps: list[tuple[str, dict]] = [
         ("plain: `cnn` (2 conv + dense, 431k params), AdamW 2e-3, batch 128, one-cycle, 2 epochs", plain),
         ("narrow BN net `cnn_fast` (24k params), AdamW", {**plain, "model": "cnn_fast"}),
         ("SGD Nesterov, recipe lr and batch", {**plain, "model": "cnn_fast", "optimizer": "sgd",
                                                 "lr": recipe["lr"], "batch_size": recipe["batch_size"]}),
-        ("recipe epochs and schedule (= the default recipe)", {**recipe, "precision": "fp32"}),
+        ("recipe epochs and schedule" + (" (= the default recipe)" if device.type == "cpu" else ", fp32"),
+         {**recipe, "precision": "fp32", "channels_last": False}),
         ("+ channels-last", {**recipe, "precision": "fp32", "channels_last": True}),
-        *([("+ bf16 autocast" + ("" if native_bf16(torch.device("cpu")) else " (emulated on this CPU)"),
-            {**recipe, "precision": "bf16"})] if a.bf16 or native_bf16(torch.device("cpu")) else []),
-        ("+ torch.compile (compile time included)", {**recipe, "precision": "fp32", "compile": True}),
+        *([("+ bf16 autocast" + ("" if native_bf16(device) else " (emulated on this CPU)"),
+            {**recipe, "precision": "bf16", "channels_last": True})] if a.bf16 or native_bf16(device) else []),
+        ("default recipe + torch.compile (compile time included)", {**recipe, "compile": True}),
     ]
     rows = []
     if not a.skip_ablation:
         for label, over in steps:
             print(f"ablation: {label} …", flush=True)
             try:
-                r = bare_run(prepared, a.subset, **over)
+                r = bare_run(prepared, a.subset, device, **over)
             except Exception as e:  # one failing choice (e.g. no compiler for torch.compile) must not end the run
                 print(f"  failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}", flush=True)
                 rows.append((label, None))
@@ -126,28 +134,35 @@ def main() -> None:
     seeds = []
     for seed in range(a.seeds):
         print(f"default recipe, bare loop, seed {seed} …", flush=True)
-        seeds.append(bare_run(prepared, a.subset, seed=seed))
+        seeds.append(bare_run(prepared, a.subset, device, seed=seed))
         print(f"  train {seeds[-1]['train_s']:.1f}s, test {100 * seeds[-1]['test_acc']:.2f}%", flush=True)
-    print("default recipe through `tunelab train --dataset mnist` …", flush=True)
-    cli = cli_run(tmp, a.subset)
-    print(f"  train {cli['train_s']:.1f}s, test {100 * cli['test_acc']:.2f}%, command wall {cli['wall_s']:.1f}s", flush=True)
-    from results import embedded
+    cli = None
+    if with_cli:
+        print("default recipe through `tunelab train --dataset mnist` …", flush=True)
+        cli = cli_run(tmp, a.subset)
+        print(f"  train {cli['train_s']:.1f}s, test {100 * cli['test_acc']:.2f}%, command wall {cli['wall_s']:.1f}s",
+              flush=True)
+        from results import embedded
 
-    embedded.stop(tmp)
+        embedded.stop(tmp)
 
     def reached(r) -> str:
         return "yes" if r["test_acc"] >= TARGET else "**no**"
 
     base = seeds[0]
+    where = "" if device.type == "cpu" else f" on {torch.cuda.get_device_name(device)}"
     lines = [
-        "## MNIST time-to-99 % test accuracy: default recipe, `tunelab train` vs the bare loop (issue 9)",
+        ("## MNIST time-to-99 % test accuracy: default recipe, `tunelab train` vs the bare loop (issue 9)" if cli else
+         f"## MNIST time-to-99 % test accuracy: default recipe, the bare loop{where} (issue 9)"),
         "",
         f"Command: `{' '.join(['python benchmarks/mnist_speed.py', *sys.argv[1:]])}`",
         "",
         f"Real MNIST: {len(prepared.train_y):,} training images ({len(prepared.val_y):,} carved for validation), "
         f"the {len(prepared.test_y):,} test images. Time-to-99 = the training time (train phases of all epochs, no "
         "evaluation) of a run whose schedule ends at ≥ 99.0 % test accuracy. Default recipe "
-        f"(`jobs/config.py` RECIPES, what `tunelab train --dataset mnist` runs): `{json.dumps(recipe)}`.",
+        f"(`jobs/config.py` RECIPES, what `tunelab train --dataset mnist` runs): `{json.dumps(recipe)}`"
+        + (f"; on this device precision `auto` and channels-last default to {seeds[0]['cfg'].step_options(device).describe()}."
+           if device.type != "cpu" else "."),
         "",
         "| run | epochs | train s | img/s (median epoch) | test acc | ≥ 99.0 % | wall s |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -155,13 +170,14 @@ def main() -> None:
     for seed, r in enumerate(seeds):
         lines.append(f"| bare loop, seed {seed} | {len(r['epochs'])} | {fmt_s(r['train_s'])} | {r['images_per_s']:,.0f} | "
                      f"{100 * r['test_acc']:.2f} % | {reached(r)} | {fmt_s(r['wall_s'])} |")
-    lines.append(f"| **`tunelab train --dataset mnist`** (Ray Train, 1 worker) | {len(cli['epochs'])} | "
-                 f"**{fmt_s(cli['train_s'])}** | {cli['images_per_s']:,.0f} | {100 * cli['test_acc']:.2f} % | "
-                 f"{reached(cli)} | {fmt_s(cli['wall_s'])} (command) |")
     med = statistics.median(r["train_s"] for r in seeds)
-    lines += ["", f"tunelab's training time ÷ the bare loop's (median of {len(seeds)} seeds): "
-                  f"**{cli['train_s'] / med:.3f}**. The command's wall time adds Ray's start-up, data loading and "
-                  "the test pass (see the fixed-costs section)."]
+    if cli:
+        lines.append(f"| **`tunelab train --dataset mnist`** (Ray Train, 1 worker) | {len(cli['epochs'])} | "
+                     f"**{fmt_s(cli['train_s'])}** | {cli['images_per_s']:,.0f} | {100 * cli['test_acc']:.2f} % | "
+                     f"{reached(cli)} | {fmt_s(cli['wall_s'])} (command) |")
+        lines += ["", f"tunelab's training time ÷ the bare loop's (median of {len(seeds)} seeds): "
+                      f"**{cli['train_s'] / med:.3f}**. The command's wall time adds Ray's start-up, data loading and "
+                      "the test pass (see the fixed-costs section)."]
     if rows:
         lines += [
             "",
@@ -180,7 +196,7 @@ def main() -> None:
     body = "\n".join(lines)
     print(body)
     if not a.no_write:
-        write_section("mnist-speed", body)
+        write_section("mnist-speed" if device.type == "cpu" else f"mnist-speed-{device.type}", body)
 
 
 if __name__ == "__main__":
