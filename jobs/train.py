@@ -77,6 +77,7 @@ def fit(cfg: TrainConfig, data_ref, *, run_id: str, trial_id: str, redis_url: st
 
     from jobs.callbacks import StoreCallback
     from jobs.loop import train_loop_per_worker
+    from jobs.step import MALLOC_ENV
 
     use_gpu = cfg.gpus_per_worker > 0
     resources = {"CPU": cfg.cpus_per_worker or 1}
@@ -95,7 +96,8 @@ def fit(cfg: TrainConfig, data_ref, *, run_id: str, trial_id: str, redis_url: st
             callbacks=[StoreCallback(redis_url, trial_id)],
             failure_config=FailureConfig(max_failures=cfg.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
-            worker_runtime_env={"env_vars": {"OMP_NUM_THREADS": str(int(cfg.cpus_per_worker or 1))}},
+            # glibc reads the malloc settings only at process start: see jobs.step.MALLOC_ENV
+            worker_runtime_env={"env_vars": {"OMP_NUM_THREADS": str(int(cfg.cpus_per_worker or 1)), **MALLOC_ENV}},
         ),
     )
     try:
