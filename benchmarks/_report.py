@@ -1,12 +1,18 @@
-"""Helpers for benchmarks: the machine they ran on, and rewriting one section of RESULTS.md."""
+"""Helpers for benchmarks: the machine they ran on, rewriting one section of RESULTS.md, and a scratch data root."""
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import os
 import platform
 import re
+import shutil
+import signal
+import sys
+import tempfile
 from pathlib import Path
+from typing import Optional
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
@@ -46,3 +52,29 @@ def write_section(name: str, body: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     RESULTS.write_text(text)
+
+
+def scratch_root(prefix: str, mnist: Optional[Path] = None) -> Path:
+    """A temporary data root, with the official MNIST files in `mnist` imported (MD5-checked) when given.
+
+    Removed when the process exits, also on an error, Ctrl-C or SIGTERM (how run_all.py ends a benchmark past its
+    limit), together with an embedded Redis a benchmark may have started in it.
+    """
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+
+    def cleanup() -> None:
+        if (root / "redis").exists():  # results.embedded's server for this root; imported only when there is one
+            from results import embedded
+
+            embedded.stop(root)
+        shutil.rmtree(root, ignore_errors=True)
+
+    atexit.register(cleanup)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds through atexit
+    if mnist is not None:
+        from jobs import data
+
+        data.import_dir(mnist, root)
+    return root
+

@@ -17,9 +17,7 @@ machine's load; the wall times beside them do.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,7 +25,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._report import write_section  # noqa: E402
+from benchmarks._report import scratch_root, write_section  # noqa: E402
 
 LRS = [0.0003, 0.001, 0.003, 0.01]
 BATCH_SIZES = [64, 256]
@@ -83,11 +81,10 @@ def main() -> None:
     from cluster import connect
     from jobs import data
     from jobs.sweep import run_sweep
-    from results import embedded, open_store
+    from results import open_store
 
-    tmp = Path(tempfile.mkdtemp(prefix="tl-bench-asha-"))
+    tmp = scratch_root("tl-bench-asha-", a.data)
     try:
-        data.import_dir(a.data, tmp)
         store = open_store(None, tmp)
         info = connect(None)
         specs = {}
@@ -113,9 +110,7 @@ def main() -> None:
             print(f"{label}: {len(records)} trial-epochs over {len(order)} trials, best val acc "
                   f"{100 * summary.best_val_acc:.2f} %, {wall:.1f} s", flush=True)
     finally:
-        embedded.stop(tmp)
         ray.shutdown()  # this script's own local instance only
-        shutil.rmtree(tmp, ignore_errors=True)
     total_wall = time.monotonic() - t_start
 
     grid, asha = runs["grid"], runs["asha"]

@@ -24,18 +24,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._report import write_section  # noqa: E402
+from benchmarks._report import scratch_root, write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -147,13 +145,10 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     a = ap.parse_args()
 
-    from jobs import data
     from results import ResultStore, embedded
 
     started = time.monotonic()
-    tmp = Path(tempfile.mkdtemp(prefix="tl-fixed-"))
-    root = tmp / "data"
-    data.import_dir(a.data, root)
+    root = tmp = scratch_root("tl-fixed-", a.data)  # the data root; the first-step traces go there too
     t = time.monotonic()
     url = embedded.ensure_running(root)  # a user's first command pays this once; every later one finds it up
     redis_start = time.monotonic() - t
@@ -162,19 +157,15 @@ def main() -> None:
                 if k not in ("RAY_ADDRESS", "TUNELAB_REDIS_URL", "TUNELAB_STORAGE", "OMP_NUM_THREADS")}
     base_env.update(TUNELAB_DATA_DIR=str(root), PYTHONUNBUFFERED="1", RAY_USAGE_STATS_ENABLED="0")
     runs: dict[str, list[dict]] = {"cli": [], "bare": []}
-    try:
-        for n in range(a.repeats):
-            for mode in ("bare", "cli"):
-                trace = tmp / f"first-step-{mode}-{n}"
-                env = {**base_env, "TUNELAB_TRACE_FIRST_STEP": str(trace)}
-                res = run_bare(root, env, a, trace) if mode == "bare" else run_cli(root, env, a, store, trace)
-                runs[mode].append(res)
-                ev = res["events"]
-                print(f"repeat {n + 1} {mode}: loop start at {ev['loop_start'] - res['t0']:.1f} s, first epoch "
-                      f"reported at {ev['epoch1'] - res['t0']:.1f} s, exit at {ev['exit'] - res['t0']:.1f} s", flush=True)
-    finally:
-        embedded.stop(root)
-        shutil.rmtree(tmp, ignore_errors=True)
+    for n in range(a.repeats):
+        for mode in ("bare", "cli"):
+            trace = tmp / f"first-step-{mode}-{n}"
+            env = {**base_env, "TUNELAB_TRACE_FIRST_STEP": str(trace)}
+            res = run_bare(root, env, a, trace) if mode == "bare" else run_cli(root, env, a, store, trace)
+            runs[mode].append(res)
+            ev = res["events"]
+            print(f"repeat {n + 1} {mode}: loop start at {ev['loop_start'] - res['t0']:.1f} s, first epoch "
+                  f"reported at {ev['epoch1'] - res['t0']:.1f} s, exit at {ev['exit'] - res['t0']:.1f} s", flush=True)
 
     def at(mode: str, key: str) -> float | None:
         vals = [r["events"][key] - r["t0"] for r in runs[mode] if r["events"].get(key) is not None]

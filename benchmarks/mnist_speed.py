@@ -23,14 +23,13 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._report import write_section  # noqa: E402
+from benchmarks._report import scratch_root, write_section  # noqa: E402
 
 TARGET = 0.99
 
@@ -97,8 +96,7 @@ def main() -> None:
     recipe = RECIPES["mnist"]
     device = torch.device(a.device)
     with_cli = not a.no_cli and device.type == "cpu"
-    tmp = Path(tempfile.mkdtemp(prefix="tl-mnist-speed-"))
-    data.import_dir(a.data, tmp)
+    tmp = scratch_root("tl-mnist-speed-", a.data)
     prepared = data.prepare(data.load("mnist", tmp), "fine", 0.1, 0, a.subset)
     print(f"{len(prepared.train_y):,} train / {len(prepared.val_y):,} val / {len(prepared.test_y):,} test; "
           f"recipe {recipe}", flush=True)
@@ -108,7 +106,7 @@ def main() -> None:
              "channels_last": False}
     steps: list[tuple[str, dict]] = [
         ("plain: `cnn` (2 conv + dense, 431k params), AdamW 2e-3, batch 128, one-cycle, 2 epochs", plain),
-        ("narrow BN net `cnn_fast` (24k params), AdamW", {**plain, "model": "cnn_fast"}),
+        ("narrow BN net `cnn_fast` (24k params, space-to-depth stem), AdamW", {**plain, "model": "cnn_fast"}),
         ("SGD Nesterov, recipe lr and batch", {**plain, "model": "cnn_fast", "optimizer": "sgd",
                                                 "lr": recipe["lr"], "batch_size": recipe["batch_size"]}),
         ("recipe epochs and schedule" + (" (= the default recipe)" if device.type == "cpu" else ", fp32"),
@@ -142,9 +140,6 @@ def main() -> None:
         cli = cli_run(tmp, a.subset)
         print(f"  train {cli['train_s']:.1f}s, test {100 * cli['test_acc']:.2f}%, command wall {cli['wall_s']:.1f}s",
               flush=True)
-        from results import embedded
-
-        embedded.stop(tmp)
 
     def reached(r) -> str:
         return "yes" if r["test_acc"] >= TARGET else "**no**"

@@ -24,7 +24,6 @@ import argparse
 import contextlib
 import json
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -34,7 +33,7 @@ from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._report import write_section  # noqa: E402
+from benchmarks._report import scratch_root, write_section  # noqa: E402
 
 
 def _os_threads() -> int:
@@ -246,6 +245,7 @@ def main() -> None:
     ap.add_argument("--subset", type=int, default=15_000, help="training pool (validation carved from it)")
     ap.add_argument("--epochs", type=int, default=4, help="per run; the first is dropped")
     ap.add_argument("--rounds", type=int, default=2, help="bare + Ray pairs, in the order bare, Ray, Ray, bare …")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads on both sides (default: every core)")
     ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     a = ap.parse_args()
     if a.epochs < 2:
@@ -253,36 +253,32 @@ def main() -> None:
 
     from jobs import data
     from jobs.config import make_config
-    from results import embedded, open_store
+    from results import open_store
 
     started = time.monotonic()
-    cpus = os.cpu_count() or 1
-    tmp = Path(tempfile.mkdtemp(prefix="tl-rayoh-"))
-    data.import_dir(a.data, tmp)
+    cores = os.cpu_count() or 1
+    cpus = a.threads or cores  # torch threads and Ray CPUs per side
+    tmp = scratch_root("tl-rayoh-", a.data)
     cfg = make_config(dataset="mnist", model=a.model, epochs=a.epochs, subset=a.subset, cpus_per_worker=float(cpus))
     prepared = data.prepare(data.load("mnist", tmp), cfg.labels, cfg.val_fraction, cfg.seed, cfg.subset)
     store = open_store(None, tmp)
     runs: dict[str, list[tuple[list[dict], float]]] = {"bare": [], "ray": []}
     cpu: dict[str, list[dict[str, float]]] = {"bare": [], "ray": []}
-    try:
-        # Untimed: in smoke runs the first bare run of a fresh process stayed slow past its first epoch (so
-        # bare-first rounds read Ray as faster); one epoch here warms this process before anything is timed.
-        run_bare(cfg.model_copy(update={"epochs": 1}), prepared)
-        for n in range(a.rounds):
-            for mode in ("bare", "ray") if n % 2 == 0 else ("ray", "bare"):  # bare, Ray, Ray, bare: drift cancels
-                if mode == "bare":
-                    rows, wall = run_bare(cfg, prepared)
-                else:
-                    rows, wall, ray_cpus = run_ray(cfg, prepared, store, tmp, n)
-                runs[mode].append((rows, wall))
-                cpu[mode].append(_cpu_by_group(rows, rows[0].get("pid", os.getpid())))
-                steady = rows[1:]
-                print(f"round {n + 1} {mode}: {_med(steady, 'epoch_time_s'):.2f} s/epoch, "
-                      f"{_med(steady, 'images_per_s'):,.0f} img/s, wall {wall:.1f} s, "
-                      f"torch threads {rows[-1]['torch_threads']} (OMP_NUM_THREADS={rows[-1]['omp_env']})", flush=True)
-    finally:
-        embedded.stop(tmp)
-        shutil.rmtree(tmp, ignore_errors=True)
+    # Untimed: in smoke runs the first bare run of a fresh process stayed slow past its first epoch (so
+    # bare-first rounds read Ray as faster); one epoch here warms this process before anything is timed.
+    run_bare(cfg.model_copy(update={"epochs": 1}), prepared)
+    for n in range(a.rounds):
+        for mode in ("bare", "ray") if n % 2 == 0 else ("ray", "bare"):  # bare, Ray, Ray, bare: drift cancels
+            if mode == "bare":
+                rows, wall = run_bare(cfg, prepared)
+            else:
+                rows, wall, ray_cpus = run_ray(cfg, prepared, store, tmp, n)
+            runs[mode].append((rows, wall))
+            cpu[mode].append(_cpu_by_group(rows, rows[0].get("pid", os.getpid())))
+            steady = rows[1:]
+            print(f"round {n + 1} {mode}: {_med(steady, 'epoch_time_s'):.2f} s/epoch, "
+                  f"{_med(steady, 'images_per_s'):,.0f} img/s, wall {wall:.1f} s, "
+                  f"torch threads {rows[-1]['torch_threads']} (OMP_NUM_THREADS={rows[-1]['omp_env']})", flush=True)
 
     steady = {m: [r for rows, _ in rs for r in rows[1:]] for m, rs in runs.items()}
     b, r = steady["bare"], steady["ray"]
@@ -339,7 +335,7 @@ def main() -> None:
         *cpu_rows,
         "",
         *[f"Besides the training process, the {m} run's processes used {others[m]:.2f} CPU-s per epoch: "
-          f"{100 * others[m] / (cpus * _med(steady[m], 'wall_s')):.1f} % of the {cpus} cores' time."
+          f"{100 * others[m] / (cores * _med(steady[m], 'wall_s')):.1f} % of the {cores} cores' time."
           for m in ("bare", "ray")],
     ] if groups else []
     body = "\n".join([
@@ -350,7 +346,7 @@ def main() -> None:
         "",
         f"`{cfg.model}` on {n_train:,} real MNIST training images ({len(prepared.val_y):,} validation), batch "
         f"{cfg.batch_size}, {cfg.optimizer}, {cfg.epochs} epochs per run, {a.rounds} round(s) in the order bare, Ray, "
-        f"Ray, bare; {cpus} cores, `cpus_per_worker={cpus}` (Ray sees {ray_cpus:g} CPUs). First epoch of each run "
+        f"Ray, bare; {cores} cores, `cpus_per_worker={cpus}` (Ray sees {ray_cpus:g} CPUs). First epoch of each run "
         f"dropped; medians of the other {len(b)} (bare) and {len(r)} (Ray) epochs.",
         "",
         "| loop | torch / interop threads / OMP_NUM_THREADS / OS threads | s / epoch (loop's `epoch_time_s`) | "

@@ -22,13 +22,12 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._report import write_section  # noqa: E402
+from benchmarks._report import scratch_root, write_section  # noqa: E402
 
 TRIALS_PER_SWEEP = 100
 BOARD = {"fine": {"val": "val_acc", "test": "test_acc"}}
@@ -135,53 +134,50 @@ def main() -> None:
 
     from results import embedded
 
-    tmp = Path(tempfile.mkdtemp(prefix="tl-load-"))
+    tmp = scratch_root("tl-load-")
     url = embedded.ensure_running(tmp)
     sweeps = max(1, a.trials // TRIALS_PER_SWEEP)
+    print(f"writing {sweeps * TRIALS_PER_SWEEP:,} trials x {a.epochs} epochs with {a.writers} writers …", flush=True)
+    n, wall = _parallel(_write_sweeps, url, sweeps, a.epochs, a.writers)
+    bare_n, bare_wall = _parallel(_write_bare, url, sweeps, a.epochs, a.writers)
+    writes = {"epochs": n, "wall_s": wall, "rate": n / wall, "bare_rate": bare_n / bare_wall}
+    print(f"ResultStore: {n:,} epoch records in {wall:.1f} s = {n / wall:,.0f}/s; bare HSET {bare_n / bare_wall:,.0f}/s",
+          flush=True)
+
+    import redis
+
+    r = redis.Redis.from_url(url)
+    r.delete(*[k for k in r.scan_iter("bare:*", count=10_000)])
+    mem = r.info("memory")["used_memory"] / 2**20
+    port = _free_port()
+    env = {**os.environ, "TUNELAB_DATA_DIR": str(tmp), "TUNELAB_REDIS_URL": ""}
+    server = subprocess.Popen([sys.executable, "-m", "tunelab.cli", "dashboard", "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        print(f"writing {sweeps * TRIALS_PER_SWEEP:,} trials x {a.epochs} epochs with {a.writers} writers …", flush=True)
-        n, wall = _parallel(_write_sweeps, url, sweeps, a.epochs, a.writers)
-        bare_n, bare_wall = _parallel(_write_bare, url, sweeps, a.epochs, a.writers)
-        writes = {"epochs": n, "wall_s": wall, "rate": n / wall, "bare_rate": bare_n / bare_wall}
-        print(f"ResultStore: {n:,} epoch records in {wall:.1f} s = {n / wall:,.0f}/s; bare HSET {bare_n / bare_wall:,.0f}/s",
-              flush=True)
+        import httpx
 
-        import redis
-
-        r = redis.Redis.from_url(url)
-        r.delete(*[k for k in r.scan_iter("bare:*", count=10_000)])
-        mem = r.info("memory")["used_memory"] / 2**20
-        port = _free_port()
-        env = {**os.environ, "TUNELAB_DATA_DIR": str(tmp), "TUNELAB_REDIS_URL": ""}
-        server = subprocess.Popen([sys.executable, "-m", "tunelab.cli", "dashboard", "--port", str(port)], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            import httpx
-
-            base = f"http://127.0.0.1:{port}"
-            for _ in range(300):
-                try:
-                    httpx.get(base + "/api/health", timeout=2)
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.2)
-            paths = ["/api/leaderboard?dataset=mnist", "/leaderboard?dataset=mnist",
-                     "/api/leaderboard?dataset=mnist&family=vit", "/api/runs/bench-0000",
-                     "/api/runs/bench-0000/charts", "/api/trials/bench-0000-00007", "/api/boards"]
-            reads = []
-            for path in paths:
-                httpx.get(base + path, timeout=120)  # warm
-                alone = asyncio.run(_hammer(base, path, 1, min(3.0, a.seconds)))
-                res = asyncio.run(_hammer(base, path, a.clients, a.seconds))
-                res["alone_p50_ms"] = alone["p50_ms"]
-                print(f"{path}: one client p50 {alone['p50_ms']:.0f} ms; {a.clients} clients p50 {res['p50_ms']:.0f} ms, "
-                      f"p95 {res['p95_ms']:.0f} ms, {res['rps']:.0f} req/s, {res['errors']} errors", flush=True)
-                reads.append(res)
-        finally:
-            server.terminate()
-            server.wait(20)
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                httpx.get(base + "/api/health", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        paths = ["/api/leaderboard?dataset=mnist", "/leaderboard?dataset=mnist",
+                 "/api/leaderboard?dataset=mnist&family=vit", "/api/runs/bench-0000",
+                 "/api/runs/bench-0000/charts", "/api/trials/bench-0000-00007", "/api/boards"]
+        reads = []
+        for path in paths:
+            httpx.get(base + path, timeout=120)  # warm
+            alone = asyncio.run(_hammer(base, path, 1, min(3.0, a.seconds)))
+            res = asyncio.run(_hammer(base, path, a.clients, a.seconds))
+            res["alone_p50_ms"] = alone["p50_ms"]
+            print(f"{path}: one client p50 {alone['p50_ms']:.0f} ms; {a.clients} clients p50 {res['p50_ms']:.0f} ms, "
+                  f"p95 {res['p95_ms']:.0f} ms, {res['rps']:.0f} req/s, {res['errors']} errors", flush=True)
+            reads.append(res)
     finally:
-        embedded.stop(tmp)
+        server.terminate()
+        server.wait(20)
 
     if a.no_write:
         return

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._report import write_section  # noqa: E402
+from benchmarks._report import scratch_root, write_section  # noqa: E402
 
 
 def main() -> None:
@@ -37,10 +36,9 @@ def main() -> None:
     from cluster import connect
     from jobs import data
     from jobs.sweep import run_sweep
-    from results import embedded, open_store
+    from results import open_store
 
-    tmp = Path(tempfile.mkdtemp(prefix="tl-bench-"))
-    data.import_dir(a.data, tmp)
+    tmp = scratch_root("tl-bench-sweep-", a.data)
     spec_path = tmp / "overhead.yaml"
     spec_path.write_text(yaml.safe_dump({
         "name": "overhead", "dataset": "mnist", "subset": a.subset, "budget": {"epochs": 1, "samples": a.trials},
@@ -67,7 +65,6 @@ def main() -> None:
             trains.append(train)
         rows.append((reuse, len(trains), trains, overheads, wall))
         print(f"reuse_actors={reuse}: wall {wall:.1f}s", flush=True)
-    embedded.stop(tmp)
     body = "\n".join([
         "## Sweep: per-trial overhead of single-worker trials (issue 5)",
         "",

@@ -11,13 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._report import write_section  # noqa: E402
+from benchmarks._report import scratch_root, write_section  # noqa: E402
 from jobs import data  # noqa: E402
 from jobs.config import make_config  # noqa: E402
 from jobs.loop import run_training  # noqa: E402
@@ -38,8 +37,7 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     a = ap.parse_args()
 
-    root = Path(tempfile.mkdtemp(prefix="tl-bench-"))
-    data.import_dir(a.data, root)
+    root = scratch_root("tl-bench-transfer-", a.data)
     raw = data.load("mnist", root)
     rows = []
     for size in [int(s) for s in a.input_sizes.split(",")]:
