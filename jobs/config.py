@@ -16,7 +16,7 @@ Dataset = Literal["mnist", "cifar100"]
 # The default recipe per dataset: used for every value not given when the model is the recipe's (or none is
 # named). Chosen by `benchmarks/mnist_speed.py`, which measures each choice (see benchmarks/RESULTS.md).
 RECIPES: dict[str, dict] = {
-    "mnist": {"model": "cnn_fast", "epochs": 2, "batch_size": 256, "optimizer": "sgd", "lr": 0.2, "momentum": 0.9,
+    "mnist": {"model": "cnn_fast", "epochs": 2, "batch_size": 384, "optimizer": "sgd", "lr": 0.3, "momentum": 0.9,
               "weight_decay": 5e-4, "schedule": "onecycle", "warmup_epochs": 0.5},
 }
 Labels = Literal["fine", "coarse"]

@@ -108,3 +108,12 @@ def test_bad_requests_are_refused(kwargs, match):
 def test_missing_weights_file_is_refused():
     with pytest.raises(ModelError, match="weights file /nonexistent.pth does not exist"):
         models.build("resnet18", num_classes=10, pretrained="/nonexistent.pth")
+
+
+def test_cnn_fast_stem_is_space_to_depth_and_odd_sizes_keep_the_conv_pool_stem():
+    even = models.build("cnn_fast", num_classes=10, in_chans=1, img_size=28)
+    assert isinstance(even[0], torch.nn.PixelUnshuffle) and even[1].in_channels == 4
+    assert even(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    odd = models.build("cnn_fast", num_classes=100, in_chans=3, img_size=33)
+    assert isinstance(odd[0], torch.nn.Conv2d) and odd[0].in_channels == 3
+    assert odd(torch.randn(2, 3, 33, 33)).shape == (2, 100)
