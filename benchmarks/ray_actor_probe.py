@@ -2,6 +2,7 @@
 a thread of that actor (as Ray Train V2 runs it), same data and config; s/epoch (median of epochs 2-4) per run.
 
     python benchmarks/ray_actor_probe.py driver actor-main actor-thread actor-thread actor-main driver
+    python benchmarks/ray_actor_probe.py --threads 1 driver actor-thread     # torch threads on both sides (default 2)
 
 Not part of `make bench`: a diagnostic whose figures are in RESULTS.md's ray-overhead notes.
 """
@@ -40,7 +41,11 @@ def loop(cfg, prepared, in_thread: bool) -> list[float]:
 
 
 def main() -> None:
-    modes = sys.argv[1:] or ["driver", "actor-main", "actor-thread"]
+    args = sys.argv[1:]
+    threads = 2
+    if args[:1] == ["--threads"]:
+        threads, args = int(args[1]), args[2:]
+    modes = args or ["driver", "actor-main", "actor-thread"]
     if any(m not in MODES for m in modes):
         raise SystemExit(f"modes are {', '.join(MODES)}")
     import ray
@@ -50,12 +55,12 @@ def main() -> None:
     from jobs.step import MALLOC_ENV
 
     root = scratch_root("tl-probe-", ROOT / ".cache/mnist")
-    cfg = make_config(dataset="mnist", model="cnn", epochs=4, subset=15000, cpus_per_worker=2.0)
+    cfg = make_config(dataset="mnist", model="cnn", epochs=4, subset=15000, cpus_per_worker=float(threads))
     prepared = data.prepare(data.load("mnist", root), cfg.labels, cfg.val_fraction, cfg.seed, cfg.subset)
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
     ref = ray.put(prepared)
 
-    @ray.remote(num_cpus=2, runtime_env={"env_vars": {"OMP_NUM_THREADS": "2", **MALLOC_ENV}})
+    @ray.remote(num_cpus=threads, runtime_env={"env_vars": {"OMP_NUM_THREADS": str(threads), **MALLOC_ENV}})
     class Probe:
         def run(self, cfg, prepared, in_thread: bool) -> list[float]:
             return loop(cfg, prepared, in_thread)
