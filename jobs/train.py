@@ -96,8 +96,9 @@ def fit(cfg: TrainConfig, data_ref, *, run_id: str, trial_id: str, redis_url: st
             callbacks=[StoreCallback(redis_url, trial_id)],
             failure_config=FailureConfig(max_failures=cfg.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
-            # glibc reads the malloc settings only at process start: see jobs.step.MALLOC_ENV
-            worker_runtime_env={"env_vars": {"OMP_NUM_THREADS": str(int(cfg.cpus_per_worker or 1)), **MALLOC_ENV}},
+            # glibc reads the malloc settings only at process start (jobs.step.MALLOC_ENV; a user's own values win)
+            worker_runtime_env={"env_vars": {"OMP_NUM_THREADS": str(int(cfg.cpus_per_worker or 1)),
+                                             **{k: os.environ.get(k, v) for k, v in MALLOC_ENV.items()}}},
         ),
     )
     try:
