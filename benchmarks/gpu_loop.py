@@ -40,6 +40,7 @@ import models  # noqa: E402
 from jobs.augment import Augmenter  # noqa: E402
 from jobs.step import (StepOptions, as_input, autocast, compiled, flops_per_image, fused_available, native_bf16,  # noqa: E402
                        prepare_model, train_step)
+from jobs.step import setup_device as step_setup_device  # noqa: E402
 
 MODELS = ("resnet18", "resnet20", "wrn28_10", "efficientnet_b0", "vit_tiny")
 MEAN, STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)  # CIFAR-100's
@@ -109,14 +110,10 @@ def device_name(device: torch.device) -> str:
 
 
 def setup_device(device: torch.device, threads: Optional[int] = None) -> None:
-    """The global switches a fast loop sets once: cuDNN autotuning and TF32 for whatever stays fp32; on a CPU,
-    `threads` (default: every core)."""
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        torch.set_float32_matmul_precision("high")
-    else:
+    """The loop's own process-wide switches (`jobs.step.setup_device`: cuDNN autotuning and TF32 on a GPU, malloc
+    settings on a CPU) and, on a CPU, `threads` (default: every core)."""
+    step_setup_device(device)
+    if device.type != "cuda":
         torch.set_num_threads(threads or os.cpu_count() or 1)
 
 

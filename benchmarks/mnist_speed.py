@@ -93,6 +93,8 @@ def main() -> None:
     from jobs.config import RECIPES
     from jobs.step import native_bf16
 
+    if a.device == "cuda" and not torch.cuda.is_available():
+        ap.exit(2, "mnist_speed.py: --device cuda, but torch sees no CUDA device (leave --device out for the CPU)\n")
     recipe = RECIPES["mnist"]
     device = torch.device(a.device)
     with_cli = not a.no_cli and device.type == "cpu"

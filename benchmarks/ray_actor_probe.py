@@ -41,13 +41,15 @@ def loop(cfg, prepared, in_thread: bool) -> list[float]:
 
 
 def main() -> None:
-    args = sys.argv[1:]
-    threads = 2
-    if args[:1] == ["--threads"]:
-        threads, args = int(args[1]), args[2:]
-    modes = args or ["driver", "actor-main", "actor-thread"]
-    if any(m not in MODES for m in modes):
-        raise SystemExit(f"modes are {', '.join(MODES)}")
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2, help="torch threads on both sides")
+    ap.add_argument("modes", nargs="*", metavar="MODE", help=f"any of {', '.join(MODES)}, in order (default: each once)")
+    a = ap.parse_args()
+    if any(m not in MODES for m in a.modes):
+        ap.error(f"modes are {', '.join(MODES)}")
+    threads, modes = a.threads, a.modes or list(MODES)
     import ray
 
     from jobs import data
