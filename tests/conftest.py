@@ -97,6 +97,32 @@ def find_mnist() -> Path:
     pytest.fail("real MNIST not found: run `bash .ci/fetch-mnist` (or set TUNELAB_TEST_MNIST to a folder with the files)")
 
 
+WEIGHTS_FILE = "tf_efficientnet_lite0.in1k.pth"  # timm's ImageNet weights for tf_efficientnet_lite0, timm key names
+
+
+def weights_candidates() -> list[Path]:
+    """Where the tf_efficientnet_lite0 weights may be: $TUNELAB_TEST_WEIGHTS alone when set, else ../shared/weights
+    and then .cache/weights (what `.ci/fetch-weights` fills)."""
+    if os.environ.get("TUNELAB_TEST_WEIGHTS"):
+        return [Path(os.environ["TUNELAB_TEST_WEIGHTS"])]
+    return [ROOT.parent / "shared" / "weights" / WEIGHTS_FILE, ROOT / ".cache" / "weights" / WEIGHTS_FILE]
+
+
+def weights_path() -> Path:
+    """The first candidate that exists, else the last one: a path to name at collection time, present or not."""
+    candidates = weights_candidates()
+    return next((c for c in candidates if c.is_file()), candidates[-1])
+
+
+def find_weights() -> Path:
+    """The real tf_efficientnet_lite0 ImageNet weights file; the test fails naming the fix when there is none."""
+    found = weights_path()
+    if found.is_file():
+        return found
+    pytest.fail(f"tf_efficientnet_lite0 weights not found at {found}: run `bash .ci/fetch-weights` (or set "
+                f"TUNELAB_TEST_WEIGHTS to a {WEIGHTS_FILE} file)", pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def mnist_source() -> Path:
     return find_mnist()

@@ -1,4 +1,4 @@
-"""ImageNet-pretrained transfer with the real tf_efficientnet_lite0 weights in ../shared/weights."""
+"""ImageNet-pretrained transfer with the real tf_efficientnet_lite0 weights (../shared/weights or .cache/weights)."""
 
 import os
 import subprocess
@@ -11,20 +11,22 @@ import torch
 
 import models
 from models import ModelError
-from tests.conftest import ROOT
-
-WEIGHTS = ROOT.parent / "shared" / "weights" / "tf_efficientnet_lite0.in1k.pth"
+from tests.conftest import ROOT, find_weights
 
 
 @pytest.fixture(scope="module")
-def file_state():
-    assert WEIGHTS.is_file(), f"{WEIGHTS} is missing"
-    return torch.load(WEIGHTS, map_location="cpu", weights_only=True)
+def weights() -> str:
+    return str(find_weights())
+
+
+@pytest.fixture(scope="module")
+def file_state(weights):
+    return torch.load(weights, map_location="cpu", weights_only=True)
 
 
 @pytest.mark.parametrize("img_size", [32, 224])
-def test_backbone_equals_the_file_and_the_head_is_fresh(file_state, img_size):
-    m = models.build("tf_efficientnet_lite0", num_classes=100, in_chans=3, img_size=img_size, pretrained=str(WEIGHTS))
+def test_backbone_equals_the_file_and_the_head_is_fresh(weights, file_state, img_size):
+    m = models.build("tf_efficientnet_lite0", num_classes=100, in_chans=3, img_size=img_size, pretrained=weights)
     sd = m.state_dict()
     backbone = [k for k in file_state if not k.startswith("classifier.")]
     assert len(backbone) > 250
@@ -35,8 +37,8 @@ def test_backbone_equals_the_file_and_the_head_is_fresh(file_state, img_size):
     assert models.input_normalization(m, 3) == ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 
 
-def test_one_channel_inputs_reuse_rgb_weights(file_state):
-    m = models.build("tf_efficientnet_lite0", num_classes=10, in_chans=1, img_size=28, pretrained=str(WEIGHTS))
+def test_one_channel_inputs_reuse_rgb_weights(weights, file_state):
+    m = models.build("tf_efficientnet_lite0", num_classes=10, in_chans=1, img_size=28, pretrained=weights)
     assert m.conv_stem.weight.shape[1] == 1
     # timm's adapt_input_conv: a grey image through summed RGB filters gives what the RGB net saw
     assert torch.allclose(m.conv_stem.weight, file_state["conv_stem.weight"].sum(1, keepdim=True))
@@ -44,9 +46,9 @@ def test_one_channel_inputs_reuse_rgb_weights(file_state):
     assert models.input_normalization(m, 1) == ((0.5,), (0.5,))
 
 
-def test_weights_that_do_not_fit_are_one_clear_error():
+def test_weights_that_do_not_fit_are_one_clear_error(weights):
     with pytest.raises(ModelError, match="do not fit resnet18.*use weights for this architecture") as e:
-        models.build("resnet18", num_classes=10, in_chans=3, img_size=32, pretrained=str(WEIGHTS))
+        models.build("resnet18", num_classes=10, in_chans=3, img_size=32, pretrained=weights)
     assert "\n" not in str(e.value)
 
 
