@@ -17,18 +17,22 @@ from typing import Optional
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
+def cpu_label() -> str:
+    """The CPU's model and kind, e.g. `AMD EPYC, avx512_bf16: native bf16`: the model name alone does not tell
+    an AVX2-only machine (bf16 emulated, 4-20x slower than fp32) from one that computes bf16 natively."""
+    import torch
+
+    from jobs.step import StepOptions, runtime_info
+
+    info = runtime_info(torch.device("cpu"), StepOptions())
+    return f"{info['device_name']}, {info['cpu_kind']}: {'native' if info['bf16_native'] else 'emulated'} bf16"
+
+
 def machine() -> str:
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    cpu = cpu_label()
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return (f"{os.cpu_count()} CPU cores ({cpu}), {mem:.0f} GiB, {gpu}; Python {platform.python_version()}, "
             f"torch {torch.__version__}")

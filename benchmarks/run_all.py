@@ -54,6 +54,7 @@ BENCHES = [
     Bench("fixed_costs", ["python", "benchmarks/fixed_costs.py", "--data", "{data}"], 480),
     Bench("sweep_overhead", ["python", "benchmarks/sweep_overhead.py", "--data", "{data}"], 360),
     Bench("mnist_speed", ["python", "benchmarks/mnist_speed.py", "--data", "{data}"], 600),  # 11 full-MNIST runs
+    Bench("subset_recipe", ["python", "benchmarks/subset_recipe.py", "--data", "{data}"], 300),  # 16 small runs
     Bench("asha_efficiency", ["python", "benchmarks/asha_efficiency.py", "--data", "{data}"], 360),
     Bench("throughput", ["python", "benchmarks/throughput.py"], 360),
     Bench("augment", ["python", "benchmarks/augment.py"], 360),

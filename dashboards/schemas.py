@@ -63,6 +63,7 @@ class RunRow(BaseModel):
     error: Optional[str] = None
     config: dict[str, Any] = {}
     summary: Optional[dict[str, Any]] = None
+    runtime: Optional[dict[str, Any]] = None  # what its first trial ran on
 
 
 class Trial(BaseModel):
@@ -92,6 +93,7 @@ class Trial(BaseModel):
     error: Optional[str] = None
     started: Optional[float] = None
     ended: Optional[float] = None
+    runtime: Optional[dict[str, Any]] = None  # precision as resolved, device, torch/CUDA, workers and threads
 
 
 class RunDetail(BaseModel):

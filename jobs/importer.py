@@ -72,7 +72,7 @@ def _import_run(man: dict, exp_dir: Path, store) -> None:
                     config=man["config"], storage_path=man.get("storage_path", ""), started=man.get("started"))
     tests = man.get("tests") or {}
     if man["kind"] == "sweep":
-        from jobs.sweep import DIVERGED, trial_config
+        from jobs.sweep import DIVERGED, result_metrics, trial_config
 
         for trial_dir in sorted(d for d in exp_dir.iterdir() if d.is_dir() and (d / "result.json").exists()):
             results = [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines() if line.strip()]
@@ -88,7 +88,7 @@ def _import_run(man: dict, exp_dir: Path, store) -> None:
             error = f"TrainingDiverged: {error}" if error else None
             for r in results:
                 if "epoch" in r and DIVERGED not in r:
-                    metrics = {k: v for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+                    metrics = result_metrics(r)
                     metrics.setdefault("recorded_at", r.get("timestamp"))
                     store.record_epoch(tid, metrics)
             if (trial_dir / "error.txt").exists() and not error:

@@ -28,9 +28,15 @@ from jobs.augment import Augmenter
 from jobs.config import TrainConfig
 from jobs.data import PreparedData, epoch_indices
 from jobs.errors import JobError, TrainingDiverged
-from jobs.step import StepOptions, as_input, autocast, compiled, prepare_model, setup_device, train_step
+from jobs.step import StepOptions, as_input, autocast, compiled, prepare_model, runtime_info, setup_device, train_step
 
 CHECKPOINT_FILE = "checkpoint.pt"
+
+# A step whose training loss exceeds this many times the cost of guessing (ln of the class count, where every
+# freshly initialised classifier starts) has blown up its weights. In fp32 such a run soon turns NaN; under bf16
+# autocast (fp32's range, 8 bits of mantissa) it does not: the loss reaches thousands and the net collapses to a
+# constant guess with a finite loss, so a NaN check alone passes it as trained. See `check_diverged`.
+DIVERGED_FACTOR = 10.0
 
 # report(metrics, checkpoint_state or None): called once per epoch on every rank. The state references the live
 # model and optimizer tensors, so a reporter must persist (save or copy) it before it returns.
@@ -107,10 +113,22 @@ def _make_schedule(cfg: TrainConfig, opt: torch.optim.Optimizer, steps_per_epoch
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
-def _all_reduce(values: torch.Tensor) -> torch.Tensor:
+def _all_reduce(values: torch.Tensor, op=None) -> torch.Tensor:
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        dist.all_reduce(values)
+        dist.all_reduce(values, op=dist.ReduceOp.SUM if op is None else op)
     return values
+
+
+def check_diverged(train_loss: float, peak_loss: float, num_classes: int, epoch: int) -> None:
+    """Raise TrainingDiverged if an epoch's training diverged: its mean loss is not finite, or some step's loss
+    went over DIVERGED_FACTOR times the loss of guessing uniformly (ln `num_classes`)."""
+    if not math.isfinite(train_loss) or not math.isfinite(peak_loss):
+        raise TrainingDiverged(f"training loss became {train_loss} in epoch {epoch}; lower --lr")
+    chance = math.log(max(2, num_classes))
+    if peak_loss > DIVERGED_FACTOR * chance:
+        raise TrainingDiverged(
+            f"training loss reached {peak_loss:.4g} in epoch {epoch}, over {DIVERGED_FACTOR:g}x the {chance:.2f} of "
+            f"guessing: the weights blew up; lower --lr")
 
 
 @torch.no_grad()
@@ -223,6 +241,7 @@ def run_training(
         train_model.train()
         idx = epoch_indices(n_train, epoch, cfg.seed, rank, world_size).to(device)
         loss_sum = torch.zeros((), device=device)
+        loss_peak = torch.zeros((), device=device)  # the epoch's worst step: divergence shows there first
 
         def batches(epoch=epoch, idx=idx) -> Iterator:
             for step in range(steps_per_epoch):
@@ -236,7 +255,9 @@ def run_training(
 
         frozen = freeze_backbone if epoch < cfg.freeze_epochs else None
         for xb, yb in (_prefetch(batches()) if augment.per_image else batches()):
-            loss_sum += train_step(train_model, criterion, optimizer, xb, yb, opts, before_update=frozen)
+            loss = train_step(train_model, criterion, optimizer, xb, yb, opts, before_update=frozen)
+            loss_sum += loss
+            torch.maximum(loss_peak, loss, out=loss_peak)
             scheduler.step()  # recomputes every group's rate from the schedule
             if first_step_file:
                 if device.type == "cuda":
@@ -246,8 +267,8 @@ def run_training(
         # the epoch's one host sync: the queued steps (on a GPU) are done once the loss is read
         train_loss = _all_reduce(loss_sum.double().reshape(1))[0].item() / (steps_per_epoch * world_size)
         train_time = time.perf_counter() - t0
-        if not math.isfinite(train_loss):
-            raise TrainingDiverged(f"training loss became {train_loss} in epoch {epoch + 1}; lower --lr")
+        peak_loss = _all_reduce(loss_peak.double().reshape(1), dist.ReduceOp.MAX)[0].item()
+        check_diverged(train_loss, peak_loss, data.num_classes, epoch + 1)
         val = evaluate(model, val_x, val_y, norm, cfg.eval_batch_size, rank, world_size, f2c, device, opts)
         metrics = {
             "epoch": epoch + 1,
@@ -264,6 +285,8 @@ def run_training(
         }
         if "acc_coarse" in val:
             metrics["val_acc_coarse"] = val["acc_coarse"]
+        if epoch == start_epoch:  # what this process trains on, said once (again after a restart: maybe elsewhere)
+            metrics["runtime"] = runtime_info(device, opts, world_size)
         if epoch + 1 == cfg.epochs and evaluate_test:
             test_x, test_y = _as_tensor(data.test_x, device), _as_tensor(data.test_y, device)
             test = evaluate(model, test_x, test_y, norm, cfg.eval_batch_size, rank, world_size, f2c, device, opts)

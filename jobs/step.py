@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
+import platform
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -35,12 +37,51 @@ def native_bf16(device: torch.device) -> bool:
         return torch.cuda.is_bf16_supported()
     if device.type != "cpu":
         return False
+    flags = _cpuinfo()[1]
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+@functools.lru_cache(maxsize=1)
+def _cpuinfo() -> tuple[str, frozenset[str]]:
+    """The CPU's model name and flags from /proc/cpuinfo (empty where there is none)."""
+    name, flags = "", frozenset()
     try:
         with open("/proc/cpuinfo") as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
+            for line in f:
+                if not name and line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                elif not flags and line.startswith("flags"):
+                    flags = frozenset(line.split(":", 1)[1].split())
+                if name and flags:
+                    break
     except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+        pass
+    return name, flags
+
+
+def cpu_kind() -> str:
+    """The CPU's vector kind as far as training speed goes: `amx_bf16`, `avx512_bf16` (bf16 computed natively),
+    `avx512`, `avx2` or `other`. Figures from different kinds are not comparable."""
+    flags = _cpuinfo()[1]
+    for kind in ("amx_bf16", "avx512_bf16", "avx512f", "avx2"):
+        if kind in flags:
+            return kind.replace("avx512f", "avx512")
+    return "other"
+
+
+def runtime_info(device: torch.device, opts: StepOptions, world_size: int = 1) -> dict:
+    """What a run trains on, as recorded with its results: the resolved speed options, the device (CPU model and
+    kind, or GPU name), torch and CUDA versions, the number of workers and each one's CPU threads."""
+    info = {"precision": "bf16" if opts.amp else "fp32", "channels_last": opts.channels_last, "compile": opts.compile,
+            "device": device.type, "torch": torch.__version__.split("+")[0], "workers": world_size,
+            "threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        info.update(device_name=torch.cuda.get_device_name(device), cuda=torch.version.cuda,
+                    bf16_native=torch.cuda.is_bf16_supported())
+    else:
+        info.update(device_name=_cpuinfo()[0] or platform.processor() or platform.machine(), cpu_kind=cpu_kind(),
+                    bf16_native=native_bf16(device))
+    return info
 
 
 def autocast(device: torch.device, enabled: bool):

@@ -194,6 +194,9 @@ class ResultStore:
                 fields[k] = v
         if checkpoint:
             fields["checkpoint"] = checkpoint
+        runtime = metrics.get("runtime")  # what the trial trains on (device, precision, …): said on its first epoch
+        if isinstance(runtime, dict):
+            fields["runtime"] = _dumps(runtime)
         val = record.get("val_acc")
         if val is not None and (best is None or float(val) > float(best)):
             fields["best_val_acc"] = val
@@ -204,6 +207,8 @@ class ResultStore:
         with self.r.pipeline() as p:
             p.hset(keys.trial_epochs(trial_id), str(epoch), _dumps(record))
             p.hset(keys.trial(trial_id), mapping=fields)
+            if "runtime" in fields:  # the run says what its first trial ran on (a sweep's trials may differ)
+                p.hsetnx(keys.run(run_id), "runtime", fields["runtime"])
             if val is not None:
                 p.zadd(keys.run_trials(run_id), {trial_id: float(val)}, gt=True)
             for label, names in boards.items():
@@ -361,8 +366,9 @@ def _num(v: Optional[str]):
 def _decode_run(h: dict) -> dict:
     out = dict(h)
     out["config"] = json.loads(h.get("config") or "{}")
-    if "summary" in out:
-        out["summary"] = json.loads(out["summary"])
+    for k in ("summary", "runtime"):
+        if k in out:
+            out[k] = json.loads(out[k])
     for k in ("started", "ended", "wall_time_s"):
         if k in out:
             out[k] = _num(out[k])
@@ -372,7 +378,7 @@ def _decode_run(h: dict) -> dict:
 def _decode_trial(h: dict) -> dict:
     out: dict[str, Any] = {}
     for k, v in h.items():
-        if k in ("params", "boards"):
+        if k in ("params", "boards", "runtime"):
             out[k] = json.loads(v or "{}")
         elif k in ("id", "run", "status", "model", "family", "dataset", "labels", "augment", "pretrained", "error",
                    "checkpoint"):

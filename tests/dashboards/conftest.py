@@ -11,12 +11,15 @@ import pytest
 from tests.conftest import _free_port
 
 XSS = "<script>alert(1)</script>"
+# what a trial ran on, as the loop reports it with its first epoch (jobs.step.runtime_info)
+RUNTIME = {"precision": "bf16", "channels_last": True, "compile": False, "device": "cuda", "torch": "2.14.1",
+           "workers": 4, "threads": 8, "device_name": "NVIDIA H100 80GB HBM3 <i>", "cuda": "13.0", "bf16_native": True}
 MNIST_BOARD = {"fine": {"val": "val_acc", "test": "test_acc"}}
 CIFAR_BOARDS = {"fine": {"val": "val_acc", "test": "test_acc"}, "coarse": {"val": "val_acc_coarse", "test": "test_acc_coarse"}}
 
 
 def add_trial(store, run_id, tid, *, model="cnn", family="cnn", dataset="mnist", augment="none", pretrained="false",
-              params=None, accs=(0.9,), status="completed", test=None, coarse=None, start=1_000_000.0):
+              params=None, accs=(0.9,), status="completed", test=None, coarse=None, start=1_000_000.0, runtime=None):
     boards = CIFAR_BOARDS if dataset == "cifar100" else MNIST_BOARD
     store.start_trial(tid, run_id=run_id, model=model, family=family, dataset=dataset, labels="fine", boards=boards,
                       augment=augment, pretrained=pretrained, params=params or {})
@@ -25,6 +28,8 @@ def add_trial(store, run_id, tid, *, model="cnn", family="cnn", dataset="mnist",
                "time_total_s": 3.0 * e, "params": 431_242, "recorded_at": start + 10 * e}
         if coarse is not None:
             rec["val_acc_coarse"] = coarse[e - 1]
+        if runtime is not None and e == 1:
+            rec["runtime"] = runtime
         store.record_epoch(tid, rec)
     if test is not None:
         store.record_test(tid, test)
@@ -49,7 +54,7 @@ def fill(store) -> dict:
               params={"lr": 0.001, "batch_size": 64, "optimizer": "adamw", "epochs": 2, "seed": 0, "workers": 1,
                       "weight_decay": 0.0005, "schedule": "onecycle", "momentum": 0.9, "val_fraction": 0.1,
                       "label_smoothing": 0.0, "input_size": None, "freeze_epochs": 0, "eval_batch_size": 1024},
-              accs=(0.90, 0.94), test={"test_acc": 0.945})
+              accs=(0.90, 0.94), test={"test_acc": 0.945}, runtime=RUNTIME)
     store.finish_run("tr", "completed")
     store.start_run("cf", kind="train", name="cifar", dataset="cifar100", labels="fine", config={})
     add_trial(store, "cf", "cf-t0", model="resnet20", family="resnet_cifar", dataset="cifar100", accs=(0.1, 0.2),

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dashboards.web import create_app
-from tests.dashboards.conftest import XSS, LiveServer, add_trial
+from tests.dashboards.conftest import RUNTIME, XSS, LiveServer, add_trial
 from tests.conftest import in_process as _in_process
 
 
@@ -115,6 +115,17 @@ def test_sweep_detail_charts_and_trial_pages(client):
                         ("/runs/tr", 'href="/trials/tr-t0"'), ("/sweeps", 'href="/runs/sw"'), ("/runs", 'href="/runs/cf"')]:
         page = c.get(url)
         assert page.status_code == 200 and needle in page.text, url
+
+
+def test_a_trial_page_and_its_json_say_what_it_ran_on(client):
+    c, _, _ = client
+    t = c.get("/api/trials/tr-t0").json()
+    assert t["trial"]["runtime"] == RUNTIME and c.get("/api/runs/tr").json()["run"]["runtime"] == RUNTIME
+    page = c.get("/trials/tr-t0").text
+    assert 'id="runtime-precision">bf16, channels-last</dd>' in page
+    device = page.split('id="runtime-device">', 1)[1].split("</dd>", 1)[0]
+    assert device == ("NVIDIA H100 80GB HBM3 &lt;i&gt;, 4 workers × 8 threads, torch 2.14.1, CUDA 13.0")
+    assert "runtime-precision" not in c.get("/trials/sw-00001").text  # recorded before runtimes were: nothing shown
 
 
 def test_everything_from_the_store_is_escaped(client):

@@ -28,7 +28,7 @@ def _train(cfg, prepared, **kw):
 
 
 def test_loop_learns_real_mnist(mnist_raw):
-    cfg = make_config(dataset="mnist", model="cnn", epochs=2, subset=6000, batch_size=64, seed=0)
+    cfg = make_config(dataset="mnist", model="cnn", epochs=2, subset=6000, batch_size=64, seed=0, precision="fp32")
     prepared = data.prepare(mnist_raw, "fine", cfg.val_fraction, cfg.seed, cfg.subset)
     _, reports = _train(cfg, prepared)
     metrics = [m for m, _ in reports]
@@ -44,10 +44,14 @@ def test_loop_learns_real_mnist(mnist_raw):
     assert state["epoch"] == 1 and set(state) >= {"model", "optimizer", "scheduler", "config"}
 
 
-def test_resume_from_checkpoint_matches_an_uninterrupted_run(tmp_path):
-    # resnet20 has no dropout, so with the seeded per-epoch shuffle a resumed run must end bit-for-bit equal.
-    fakedata.write_cifar100(tmp_path, n_train=400, n_test=100)
-    cfg = make_config(dataset="cifar100", model="resnet20", epochs=2, batch_size=40, optimizer="sgd", lr=0.05)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_resume_from_checkpoint_matches_an_uninterrupted_run(tmp_path, precision):
+    # resnet20 has no dropout, so with the seeded per-epoch shuffle a resumed run must end bit-for-bit equal, in
+    # either precision (bf16 is emulated, slowly, on CPUs without it: a smaller set there).
+    n_train = 400 if precision == "fp32" else 160
+    fakedata.write_cifar100(tmp_path, n_train=n_train, n_test=40)
+    cfg = make_config(dataset="cifar100", model="resnet20", epochs=2, batch_size=40, optimizer="sgd", lr=0.05,
+                      precision=precision)
     prepared = data.prepare(data.load("cifar100", tmp_path), "fine", cfg.val_fraction, cfg.seed)
     full, full_reports = _train(cfg, prepared)
     after_first = full_reports[0][1]
@@ -56,6 +60,9 @@ def test_resume_from_checkpoint_matches_an_uninterrupted_run(tmp_path):
     for (k, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items()):
         assert torch.allclose(a.float(), b.float(), atol=1e-6), k
     assert resumed_reports[0][0]["val_acc"] == pytest.approx(full_reports[1][0]["val_acc"])
+    # each process says once what it trained on, precision as resolved
+    assert full_reports[0][0]["runtime"]["precision"] == precision and "runtime" not in full_reports[1][0]
+    assert resumed_reports[0][0]["runtime"]["precision"] == precision
 
 
 def test_cifar_coarse_accuracy_is_derived_from_fine_predictions(tmp_path):
@@ -71,12 +78,29 @@ def test_cifar_coarse_accuracy_is_derived_from_fine_predictions(tmp_path):
     assert last["val_acc"] > 0.05  # the generated classes are learnable: well above 1 % chance
 
 
-def test_divergence_is_reported_not_hidden(mnist_raw):
+@pytest.mark.parametrize("precision,how", [
+    ("fp32", "training loss became nan"),  # fp32: the loss overflows to inf, then NaN
+    # bf16 autocast: here the loss explodes to thousands and stays finite (a CPU that emulates bf16 may round its
+    # way to NaN instead); either way the run is stopped, not passed as trained at chance accuracy
+    ("bf16", "training loss (reached .* over 10x the 2.30 of guessing|became nan)"),
+])
+def test_divergence_is_reported_not_hidden(mnist_raw, precision, how):
     cfg = make_config(dataset="mnist", model="cnn", epochs=1, subset=500, batch_size=50, optimizer="sgd", lr=10.0,
-                      momentum=0.0, schedule="constant", warmup_epochs=0)
+                      momentum=0.0, schedule="constant", warmup_epochs=0, precision=precision)
     prepared = data.prepare(mnist_raw, "fine", cfg.val_fraction, cfg.seed, cfg.subset)
-    with pytest.raises(TrainingDiverged, match="lower --lr"):
+    with pytest.raises(TrainingDiverged, match=f"{how}.*lower --lr"):
         _train(cfg, prepared)
+
+
+def test_what_counts_as_diverged():
+    from jobs.loop import check_diverged
+
+    check_diverged(2.3, 2.4, 10, 1)  # an untrained net guesses: ln 10 = 2.30
+    check_diverged(0.5, 22.0, 10, 1)  # a bad step, but under 10x guessing
+    check_diverged(4.0, 40.0, 100, 1)  # 100 classes: guessing costs 4.61
+    for loss, peak in [(float("nan"), 3.0), (2.0, float("inf")), (2.4, 24.0)]:
+        with pytest.raises(TrainingDiverged, match="lower --lr"):
+            check_diverged(loss, peak, 10, 3)
 
 
 def test_too_few_images_for_one_batch(mnist_raw):
@@ -156,6 +180,34 @@ def test_mnist_default_recipe_and_speed_options_resolve():
     assert forced.amp and forced.channels_last and forced.compile
     with pytest.raises(JobError, match="precision"):
         make_config(dataset="mnist", precision="fp16")
+
+
+def test_the_recipe_scales_its_batch_and_rate_to_a_subset():
+    from jobs.config import SUBSET_MIN_STEPS
+
+    full = make_config(dataset="mnist")
+    small = make_config(dataset="mnist", subset=3000)  # 2,700 training images: 7 steps an epoch at the full batch
+    assert small.model == full.model and small.batch_size < full.batch_size
+    assert 2700 // small.batch_size >= SUBSET_MIN_STEPS
+    assert small.lr / small.batch_size == pytest.approx(full.lr / full.batch_size)  # the same rate per image
+    assert make_config(dataset="mnist", subset=3000, batch_size=384).batch_size == 384  # a given value wins
+    assert make_config(dataset="mnist", subset=3000, lr=0.2).lr == 0.2
+    assert make_config(dataset="mnist", subset=60000).batch_size == full.batch_size  # enough steps already
+    assert make_config(dataset="mnist", model="cnn", subset=3000).batch_size == 128  # other models: no recipe
+
+
+def test_runtime_info_names_precision_and_device():
+    from jobs.step import cpu_kind, native_bf16, runtime_info
+
+    cpu = torch.device("cpu")
+    for precision in ("fp32", "bf16"):
+        info = runtime_info(cpu, make_config(dataset="mnist", precision=precision).step_options(cpu), world_size=2)
+        assert info["precision"] == precision and info["device"] == "cpu" and info["workers"] == 2
+        assert info["threads"] == torch.get_num_threads() and info["torch"] == torch.__version__.split("+")[0]
+    assert info["device_name"] and info["cpu_kind"] == cpu_kind() and info["bf16_native"] == native_bf16(cpu)
+    auto = runtime_info(cpu, make_config(dataset="mnist").step_options(cpu))
+    assert auto["precision"] == ("bf16" if native_bf16(cpu) else "fp32")  # auto, as this CPU resolves it
+    assert cpu_kind() in ("amx_bf16", "avx512_bf16", "avx512", "avx2", "other")
 
 
 def test_bf16_channels_last_and_compiled_training_learn_and_checkpoint_plain_weights(mnist_raw):

@@ -36,6 +36,21 @@ def test_run_trial_epoch_round_trip(store):
     assert store.epochs("r1-t0")[0]["train_loss"] == 0.5
 
 
+def test_what_a_trial_ran_on_is_kept_with_it_and_its_run(store):
+    _trial(store, "r1", "r1-t0")
+    cpu = {"precision": "bf16", "device": "cpu", "device_name": "Some CPU", "cpu_kind": "avx512_bf16", "workers": 1,
+           "threads": 2, "torch": "2.14.1", "channels_last": False, "compile": False}
+    store.record_epoch("r1-t0", {"epoch": 1, "val_acc": 0.5, "runtime": cpu})
+    store.record_epoch("r1-t0", {"epoch": 2, "val_acc": 0.6})
+    assert store.get_trial("r1-t0")["runtime"] == cpu and store.get_run("r1")["runtime"] == cpu
+    assert "runtime" not in store.epochs("r1-t0")[0]  # a trial's fact, not an epoch's metric
+    # a second trial of the run (a sweep's) on other hardware keeps its own; the run keeps its first trial's
+    store.start_trial("r1-t1", run_id="r1", model="cnn", dataset="mnist", labels="fine", boards=BOARDS)
+    gpu = {**cpu, "device": "cuda", "device_name": "NVIDIA H100", "cuda": "13.0"}
+    store.record_epoch("r1-t1", {"epoch": 1, "val_acc": 0.7, "runtime": gpu})
+    assert store.get_trial("r1-t1")["runtime"] == gpu and store.get_run("r1")["runtime"] == cpu
+
+
 def test_replaying_epochs_changes_nothing(store):
     _trial(store, "r1", "r1-t0")
     history = [{"epoch": 1, "val_acc": 0.8}, {"epoch": 2, "val_acc": 0.9}, {"epoch": 3, "val_acc": 0.85, "test_acc": 0.84}]
