@@ -1,5 +1,7 @@
-"""Where it runs: a local single-node Ray, or an existing cluster by address."""
+"""Where it runs: a local single-node Ray, or an existing cluster by address; whether a request fits it."""
 
-from cluster.connect import ClusterError, ClusterInfo, connect, disconnect
+from cluster.capacity import Knobs, check_fits, report_pending
+from cluster.connect import ClusterError, ClusterInfo, can_autoscale, connect, disconnect
 
-__all__ = ["ClusterError", "ClusterInfo", "connect", "disconnect"]
+__all__ = ["ClusterError", "ClusterInfo", "Knobs", "can_autoscale", "check_fits", "connect", "disconnect",
+           "report_pending"]

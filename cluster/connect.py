@@ -21,6 +21,7 @@ class ClusterInfo:
     nodes: int
     cpus: float
     gpus: float
+    autoscaling: bool = False  # an autoscaler may add nodes: a request beyond today's nodes waits rather than fails
 
 
 def check_reachable(address: str, timeout: float = 3.0) -> None:
@@ -71,7 +72,49 @@ def _info(address: str, local: bool) -> ClusterInfo:
 
     res = ray.cluster_resources()
     nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
-    return ClusterInfo(address=address, local=local, nodes=nodes, cpus=res.get("CPU", 0.0), gpus=res.get("GPU", 0.0))
+    return ClusterInfo(address=address, local=local, nodes=nodes, cpus=res.get("CPU", 0.0), gpus=res.get("GPU", 0.0),
+                       autoscaling=can_autoscale(local))
+
+
+def can_autoscale(local: bool = False) -> bool:
+    """Whether an autoscaler may add nodes to the connected cluster; `TUNELAB_AUTOSCALING=1` or `0` overrides.
+
+    Ray says so in three places: the cluster config an autoscaler reports to the GCS (node groups with room to
+    grow); the node-group label that nodes of a cluster launcher or KubeRay cluster carry (autoscaler v2, the
+    default since Ray 2.50); and autoscaler v1's status, which names nodes by their configured type. A local
+    `ray.init()` and heads or workers started by hand (`ray start`, `tunelab cluster start`) have none of them:
+    their size is fixed. (A launcher cluster whose node types cannot grow still counts as autoscaling.)"""
+    forced = os.environ.get("TUNELAB_AUTOSCALING", "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    if local:
+        return False
+    import ray
+
+    try:
+        from ray._private.state import state
+
+        config = state.get_cluster_config()
+    except Exception:  # not offered here (e.g. through Ray Client): the other signals decide
+        config = None
+    if config is not None and config.node_group_configs:
+        return any(g.max_count == -1 or g.max_count > g.min_count
+                   for g in config.node_group_configs if g.resources and g.max_count != 0)
+    group = getattr(ray._raylet, "RAY_NODE_GROUP_KEY", "ray.io/node-group")
+    if any((n.get("Labels") or {}).get(group) for n in ray.nodes() if n.get("Alive")):
+        return True
+    try:
+        import json
+
+        from ray.autoscaler._private.util import format_readonly_node_type
+        from ray.experimental.internal_kv import _internal_kv_get
+
+        status = json.loads(_internal_kv_get(b"__autoscaling_status") or b"{}")
+    except Exception:
+        return False
+    # without an autoscaling config the monitor runs read-only and names each node "node_<id>"
+    mapping = (status.get("autoscaler_report") or {}).get("node_type_mapping") or {}
+    return any(kind != format_readonly_node_type(node) for node, kind in mapping.items())
 
 
 def disconnect() -> None:

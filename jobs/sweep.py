@@ -22,7 +22,7 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0 and our quiet
 from ray import tune  # noqa: E402
 
 from jobs.config import TrainConfig  # noqa: E402
-from jobs.train import trial_record  # noqa: E402
+from jobs.train import trial_record, worker_resources  # noqa: E402
 
 SweepSpec = Any  # search_spaces.SweepSpec (search_spaces imports jobs.config, not the reverse)
 
@@ -122,7 +122,7 @@ def _trainable(config: dict, spec_dict: dict, data_ref, storage_path: str, finis
 
         ctx = tune.get_context()
         use_gpu = cfg.gpus_per_worker > 0
-        res = {"CPU": cfg.cpus_per_worker or 1, **({"GPU": cfg.gpus_per_worker} if use_gpu else {})}
+        res = worker_resources(cfg)
         TorchTrainer(
             train_loop_per_worker,
             train_loop_config={"cfg": cfg.model_dump(), "data": ray.put(data), "init": None, "evaluate_test": False},
@@ -175,6 +175,14 @@ def _trainable(config: dict, spec_dict: dict, data_ref, storage_path: str, finis
 
 DIVERGED = "diverged"  # result key of a trial whose loss stopped being finite
 RESTARTED = "restarted"  # result key: why a resumed trial could not continue from its checkpoint
+
+
+def result_metrics(result: dict) -> dict:
+    """What of a Tune result the store keeps as an epoch: its numbers, and the trial's runtime description."""
+    metrics = {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if isinstance(result.get("runtime"), dict):
+        metrics["runtime"] = result["runtime"]
+    return metrics
 
 
 def finished_for_good(trial: dict) -> bool:
@@ -245,7 +253,7 @@ class SweepStoreCallback(tune.Callback):
             self.failed.add(tid)
             self.w.call("finish_trial", tid, "failed", error=f"TrainingDiverged: {result[DIVERGED]}")
             return
-        metrics = {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        metrics = result_metrics(result)
         if "epoch" in metrics:
             self.w.call("record_epoch", tid, metrics)
         if isinstance(result.get("checkpoint_path"), str):  # multi-worker trials: TuneReportCallback's key
@@ -319,6 +327,15 @@ def check_resumable(exp_path: str) -> None:
         raise JobError(f"Tune's saved state {states[-1]} is damaged ({type(e).__name__}); {fix}") from None
 
 
+def trial_resources(spec: SweepSpec) -> tuple[dict[str, float], int, dict[str, float]]:
+    """What one trial of `spec` asks Ray for: (per worker, workers, the trial's own share beside its workers).
+
+    A one-worker trial trains in the trial's own actor (no share of its own); a multi-worker trial only drives a
+    TorchTrainer, whose workers ask for theirs."""
+    r = spec.resources
+    return worker_resources(r), r.workers, ({} if r.workers == 1 else {"CPU": 0.01})
+
+
 def run_sweep(spec: SweepSpec, store, run_id: str, data_ref, storage_path: str, *, resume: bool = False,
               verbose: int = 0, reuse_actors: bool = True) -> SweepSummary:
     """Fit (or resume) the sweep, then evaluate the best `top_k_test` trials on the test set."""
@@ -335,12 +352,8 @@ def run_sweep(spec: SweepSpec, store, run_id: str, data_ref, storage_path: str, 
     done = frozenset(tid for tid, t in known.items() if finished_for_good(t))
     trainable = tune.with_parameters(_trainable, spec_dict=spec_dict, data_ref=data_ref, storage_path=storage_path,
                                      finished=frozenset(tid.removeprefix(f"{run_id}-") for tid in done))
-    r = spec.resources
-    if r.workers == 1:
-        cpus = r.cpus_per_worker or 1
-        trainable = tune.with_resources(trainable, {"cpu": cpus, "gpu": r.gpus_per_worker})
-    else:  # the trial only drives a TorchTrainer, which asks for the workers' resources itself
-        trainable = tune.with_resources(trainable, {"cpu": 0.01})
+    per_worker, _, own = trial_resources(spec)
+    trainable = tune.with_resources(trainable, own or per_worker)
     local = "://" not in storage_path
     spill = str(Path(storage_path) / spec.name / f"tunelab-unwritten-{run_id}.jsonl") if local else \
         str(Path.home() / ".tunelab" / f"unwritten-{run_id}.jsonl")

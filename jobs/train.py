@@ -58,6 +58,15 @@ class FitResult:
     error: Optional[str]
 
 
+def worker_resources(cfg) -> dict[str, float]:
+    """What each training worker of `cfg` (a TrainConfig, or a recipe's resources) asks Ray for: its CPUs (1 unless
+    set) and, when it trains on GPUs, its share of them."""
+    res = {"CPU": cfg.cpus_per_worker or 1}
+    if cfg.gpus_per_worker > 0:
+        res["GPU"] = cfg.gpus_per_worker
+    return res
+
+
 def resolve_resources(cfg: TrainConfig, cluster_cpus: float, local: bool) -> TrainConfig:
     """`cfg` with CPUs per worker filled in: locally all cores split across workers; on a cluster 1 unless set."""
     if cfg.cpus_per_worker:
@@ -80,9 +89,7 @@ def fit(cfg: TrainConfig, data_ref, *, run_id: str, trial_id: str, redis_url: st
     from jobs.step import MALLOC_ENV
 
     use_gpu = cfg.gpus_per_worker > 0
-    resources = {"CPU": cfg.cpus_per_worker or 1}
-    if use_gpu:
-        resources["GPU"] = cfg.gpus_per_worker
+    resources = worker_resources(cfg)
     if "://" not in storage_path:  # a local path; URIs (s3://, gs://) are Ray's to create
         os.makedirs(storage_path, exist_ok=True)
     trainer = TorchTrainer(

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from results import embedded
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, find_weights, run_cli
 
 
 @pytest.fixture
@@ -36,9 +36,6 @@ def _one_line_error(proc, needle):
     assert "Traceback" not in proc.stderr + proc.stdout
     assert needle in lines[0], lines[0]
     return lines[0]
-
-
-WEIGHTS = str(ROOT.parent / "shared" / "weights" / "tf_efficientnet_lite0.in1k.pth")
 
 
 def test_missing_data_offline_names_the_fix(user_env):
@@ -77,6 +74,8 @@ def test_mnist_two_workers_reaches_98_5_and_lands_on_the_leaderboard(mnist_user_
 
     runs = json.loads(run_cli("runs", "--json", env=user_env).stdout)
     assert runs[0]["id"] == row["run_id"] and runs[0]["config"]["workers"] == 2
+    rt = runs[0]["runtime"]  # what rank 0 trained on: a DDP worker of two, with its share of the cores
+    assert rt["workers"] == 2 and rt["threads"] == 1 and rt["device"] == "cpu" and rt["precision"] in ("bf16", "fp32")
 
     table = run_cli("leaderboard", "--dataset", "mnist", env=user_env)
     assert row["run_name"] in table.stdout and f"{100 * row['test_acc']:.2f}" in table.stdout
@@ -89,20 +88,47 @@ def test_mnist_two_workers_reaches_98_5_and_lands_on_the_leaderboard(mnist_user_
     assert [e["epoch"] for e in store.epochs(row["trial_id"])] == [1, 2]
 
 
+def test_the_smoke_knob_learns_with_the_default_recipe_and_the_run_says_what_it_ran_on(mnist_user_env, store):
+    """`tunelab train --dataset mnist --subset 3000`, README's smoke test: the recipe's batch scales to the subset."""
+    import html
+
+    import torch
+    from fastapi.testclient import TestClient
+
+    from dashboards.web import create_app
+    from jobs.step import cpu_kind, native_bf16
+
+    env = {**mnist_user_env, "TUNELAB_REDIS_URL": store.url}
+    proc = run_cli("train", "--dataset", "mnist", "--subset", "3000", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    rec = json.loads(proc.stdout)
+    assert rec["model"] == "cnn_fast" and rec["status"] == "completed" and rec["test_acc"] >= 0.90, rec
+    rt = rec["runtime"]
+    precision = "bf16" if native_bf16(torch.device("cpu")) else "fp32"  # what auto means on this CPU
+    assert rt["precision"] == precision and rt["device"] == "cpu" and rt["cpu_kind"] == cpu_kind(), rt
+    assert rt["device_name"] and rt["workers"] == 1 and rt["threads"] >= 1 and rt["torch"] == torch.__version__.split("+")[0]
+    assert store.get_run(rec["run_id"])["runtime"] == rt
+    with TestClient(create_app(lambda: store)) as c:
+        assert c.get(f"/api/trials/{rec['trial_id']}").json()["trial"]["runtime"] == rt
+        page = c.get(f"/trials/{rec['trial_id']}").text
+    assert f'id="runtime-precision">{precision}</dd>' in page and html.escape(rt["device_name"]) in page
+
+
 def test_pretrained_file_is_recorded_and_shown_on_the_leaderboard(mnist_user_env):
     env = mnist_user_env
-    proc = run_cli("train", "--dataset", "mnist", "--model", "tf_efficientnet_lite0", "--pretrained", WEIGHTS,
+    weights = str(find_weights())
+    proc = run_cli("train", "--dataset", "mnist", "--model", "tf_efficientnet_lite0", "--pretrained", weights,
                    "--epochs", "1", "--subset", "256", "--batch-size", "64", "--lr", "0.001", "--json", env=env)
     assert proc.returncode == 0, proc.stderr
     rec = json.loads(proc.stdout)
     assert rec["status"] == "completed" and rec["model"] == "tf_efficientnet_lite0"
     rows = json.loads(run_cli("leaderboard", "--dataset", "mnist", "--json", env=env).stdout)
     row = next(r for r in rows if r["run_id"] == rec["run_id"])
-    assert row["pretrained"] == WEIGHTS
+    assert row["pretrained"] == weights
     run = next(r for r in json.loads(run_cli("runs", "--json", env=env).stdout) if r["id"] == rec["run_id"])
-    assert run["config"]["pretrained"] == WEIGHTS
+    assert run["config"]["pretrained"] == weights
     table = run_cli("leaderboard", "--dataset", "mnist", env=env).stdout
-    assert "tf_efficientnet_lite0.in1k.pth" in table
+    assert Path(weights).name in table
 
 
 def test_models_list_covers_every_family():

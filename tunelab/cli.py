@@ -332,7 +332,7 @@ def train(
     if address and not s.redis_url:
         raise UserError("a remote cluster cannot reach the embedded result store; set TUNELAB_REDIS_URL to a Redis both can reach")
 
-    from jobs.train import fit, initial_state, resolve_resources, trial_record
+    from jobs.train import fit, initial_state, resolve_resources, trial_record, worker_resources
 
     sp = data.spec(cfg.dataset)  # model and weights checked before any data is read
     init = initial_state(cfg, sp.num_classes[cfg.labels], sp.in_chans, sp.img_size)
@@ -346,6 +346,10 @@ def train(
     info = connect(address)
     check_shared(storage or s.storage_path, explicit=bool(storage), info=info)
     cfg = resolve_resources(cfg, info.cpus, info.local)
+    from cluster import Knobs
+
+    waiting = _check_fits(info, worker_resources(cfg), cfg.workers, {}, Knobs("--workers", "--cpus-per-worker",
+                          "--gpus-per-worker"), "this run", "worker")
     import ray
 
     run_id = _new_run_id()
@@ -408,6 +412,8 @@ def train(
             pass  # the manifest in the experiment directory still says what ran
         raise
 
+    if waiting:
+        waiting.set()
     result = outcome.get("result")
     error = None
     if "exception" in outcome:
@@ -426,12 +432,14 @@ def train(
         last = history[-1] if history else {}
         trial = {"epochs_done": last.get("epoch", 0), "test_acc": last.get("test_acc"),
                  "test_acc_coarse": last.get("test_acc_coarse"), "checkpoint": getattr(result, "checkpoint_path", None),
-                 "best_val_acc": max((m["val_acc"] for m in history if m.get("val_acc") is not None), default=None)}
+                 "best_val_acc": max((m["val_acc"] for m in history if m.get("val_acc") is not None), default=None),
+                 "runtime": next((m["runtime"] for m in history if isinstance(m.get("runtime"), dict)), None)}
     record = {
         "run_id": run_id, "trial_id": trial_id, "status": status_word, "model": cfg.model, "dataset": cfg.dataset,
         "labels": cfg.labels, "epochs": trial.get("epochs_done", 0), "val_acc": trial.get("best_val_acc"),
         "test_acc": trial.get("test_acc"), "test_acc_coarse": trial.get("test_acc_coarse"),
         "wall_time_s": round(time.monotonic() - t0, 1), "checkpoint": trial.get("checkpoint"), "error": error,
+        "runtime": trial.get("runtime"),  # precision as resolved, device, versions, workers and threads
     }
     if as_json:
         _print_json(record)
@@ -439,9 +447,11 @@ def train(
         err.print(f"run {run_id} failed after {record['wall_time_s']}s: {error}")
     else:
         coarse = f", coarse {100 * record['test_acc_coarse']:.2f}%" if record["test_acc_coarse"] is not None else ""
+        rt = record["runtime"] or {}
+        on = f" ({rt.get('precision')} on {rt.get('device_name') or rt.get('device')})" if rt else ""
         out.print(
             f"run {run_id}: {cfg.model} on {cfg.dataset}, {record['epochs']} epochs — val {100 * (record['val_acc'] or 0):.2f}%, "
-            f"test {100 * (record['test_acc'] or 0):.2f}%{coarse} in {record['wall_time_s']}s"
+            f"test {100 * (record['test_acc'] or 0):.2f}%{coarse} in {record['wall_time_s']}s{on}", markup=False,
         )
     if error:
         raise typer.Exit(1)
@@ -516,7 +526,29 @@ def _find_sweep(store, name: str) -> dict:
     raise UserError(f"no sweep named {name!r} in the store; see `tunelab sweep list`")
 
 
-def _run_sweep(spec, settings: Settings, store, *, address: Optional[str], storage: Optional[str], resume_of: Optional[dict]):
+def _check_fits(info, per_worker: dict, workers: int, own: dict, knobs, what: str, unit: str):
+    """Refuse at once (ClusterError, one line) what this fixed-size cluster can never run; on an autoscaling
+    cluster, start saying every PENDING_REPORT_S what waits for resources. The event that stops those lines."""
+    from cluster import check_fits, report_pending
+
+    check_fits(per_worker, workers, info, knobs=knobs, own=own, what=what)
+    if info.autoscaling:
+        return report_pending(per_worker, unit, lambda line: err.print(line, markup=False))
+    return None
+
+
+def _recipe_knobs(recipe: Optional[Path]):
+    """How a sweep's user sets its resources: keys of its recipe file."""
+    from cluster import Knobs
+
+    where = f"in {recipe}".replace("{", "{{").replace("}", "}}") if recipe else \
+        "in the recipe and run it as a new sweep (`tunelab sweep SPEC --name NEW`)"
+    return Knobs("resources.workers", "resources.cpus_per_worker", "resources.gpus_per_worker",
+                 setting="{knob}: {value}", advice="set {settings} " + where)
+
+
+def _run_sweep(spec, settings: Settings, store, *, address: Optional[str], storage: Optional[str], resume_of: Optional[dict],
+               recipe: Optional[Path] = None):
     from cluster import connect
     from cluster.connect import check_reachable
     from cluster.storage import check_shared, check_uri
@@ -539,8 +571,13 @@ def _run_sweep(spec, settings: Settings, store, *, address: Optional[str], stora
     prepared = data.prepare(data.load(spec.dataset, settings.data_dir), spec.labels, val_fraction, spec.seed,
                             spec.subset)
     err.print("starting Ray …" if not address else f"connecting to Ray at {address} …")
-    check_shared(storage_path, explicit=storage_path != settings.storage_path or bool(settings.storage),
-                 info=connect(address))
+    info = connect(address)
+    check_shared(storage_path, explicit=storage_path != settings.storage_path or bool(settings.storage), info=info)
+    from jobs.sweep import trial_resources
+
+    per_worker, workers, own = trial_resources(spec)
+    waiting = _check_fits(info, per_worker, workers, own, _recipe_knobs(recipe), "one trial",
+                          "trial" if workers == 1 else "worker")
     import ray
 
     if resume_of:
@@ -605,6 +642,8 @@ def _run_sweep(spec, settings: Settings, store, *, address: Optional[str], stora
             signal.signal(sig, handler)
         stop_view.set()
         viewer.join(timeout=5)
+        if waiting:
+            waiting.set()
     if summary is None or summary.interrupted or interrupted.is_set():
         store.finish_run(run_id, "stopped", error="interrupted")
         err.print(f"sweep {spec.name} interrupted; `tunelab sweep resume {spec.name}` finishes it", markup=False)
@@ -658,7 +697,7 @@ def sweep_run(
     if any(r.get("kind") == "sweep" and r["name"] == spec.name for r in store.list_runs(10_000)):
         raise UserError(f"a sweep named {spec.name!r} exists; `tunelab sweep resume {spec.name}` continues it, "
                         f"or pass --name for a new one")
-    run_id, summary = _run_sweep(spec, s, store, address=address, storage=storage, resume_of=None)
+    run_id, summary = _run_sweep(spec, s, store, address=address, storage=storage, resume_of=None, recipe=spec_path)
     _print_summary(spec.name, run_id, summary, as_json)
 
 

@@ -84,3 +84,20 @@ def test_node_local_default_storage_is_refused(two_nodes, mnist_root, redis_serv
     # after the progress lines ("loading …", "connecting …"): one error line, the last, naming the fix
     assert len(errors) == 1 and res.stderr.splitlines()[-1] == errors[0] and "pass --storage s3://BUCKET/PATH" in errors[0]
     assert store.list_runs() == []  # refused before anything was recorded
+
+
+def test_a_worker_larger_than_every_node_is_refused_though_the_total_would_hold_it(two_nodes):
+    from cluster import Knobs, check_fits
+
+    info = connect(two_nodes.address)
+    assert not info.autoscaling  # nodes started by hand: nothing can add more
+    flags = Knobs("--workers", "--cpus-per-worker", "--gpus-per-worker")
+    check_fits({"CPU": 1}, 2, info, knobs=flags)  # one worker on each node
+    with pytest.raises(ClusterError, match=r"^this Ray cluster \(2 nodes: 2 CPUs, no GPU\) cannot hold this run: "
+                                           r"--cpus-per-worker 2 is more CPUs than any node has \(1\); pass "
+                                           r"--cpus-per-worker 1, or run on a larger cluster$"):
+        check_fits({"CPU": 2}, 1, info, knobs=flags)
+    # a sweep trial's own 0.01 CPU takes a node's place for a 1-CPU worker
+    with pytest.raises(ClusterError, match=r"--workers 2 needs 2 CPUs at once \(1 CPU each, plus 0.01 CPU to drive "
+                                           r"them\) and the cluster holds 1 such worker; pass --workers 1"):
+        check_fits({"CPU": 1}, 2, info, knobs=flags, own={"CPU": 0.01})

@@ -307,14 +307,17 @@ def test_pbt_perturbs_and_restores_from_checkpoints(tmp_path, store, mnist_ref):
 def test_a_diverging_trial_fails_with_its_error_and_the_sweep_goes_on(tmp_path, store, mnist_ref):
     spec = _spec(tmp_path, name="nan", budget={"epochs": 2, "samples": 1}, scheduler={"type": "fifo"},
                  search={"algorithm": "grid"}, space={"lr": {"grid": [0.002, 10.0]}},
-                 fixed={"model": "cnn", "batch_size": 50, "optimizer": "sgd", "momentum": 0.0, "schedule": "constant",
-                        "warmup_epochs": 0})
+                 # bf16: where a diverging loss stays finite (jobs.loop.check_diverged; fp32's NaN is tested with the loop)
+                fixed={"model": "cnn", "batch_size": 50, "optimizer": "sgd", "momentum": 0.0, "schedule": "constant",
+                        "warmup_epochs": 0, "precision": "bf16"})
     summary = _sweep(spec, store, tmp_path, mnist_ref, run_id="nan")
     by_lr = {t["params"]["lr"]: t for t in store.run_trials("nan")}
     bad, good = by_lr[10.0], by_lr[0.002]
-    assert bad["status"] == "failed" and bad["error"].startswith("TrainingDiverged: training loss became nan"), bad
+    assert bad["status"] == "failed" and bad["error"].startswith("TrainingDiverged: training loss"), bad
+    assert bad["error"].endswith("lower --lr"), bad
     assert store.epochs(bad["id"]) == [] and bad.get("best_val_acc") is None  # nothing recorded as a result
     assert good["status"] == "completed" and good["epochs_done"] == 2
+    assert good["runtime"]["precision"] == "bf16" and good["runtime"]["device"] == "cpu"  # what the trial ran on
     assert summary.counts == {"completed": 1, "failed": 1} and summary.best_trial == good["id"]
 
 
