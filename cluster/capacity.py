@@ -70,14 +70,16 @@ def _describe(nodes: list[dict[str, float]]) -> str:
 
 
 def check_fits(per_worker: dict[str, float], workers: int, info: ClusterInfo, *, knobs: Knobs,
-               own: Optional[dict[str, float]] = None, what: str = "this run") -> None:
+               own: Optional[dict[str, float]] = None, what: str = "this run",
+               nodes: Optional[list[dict[str, float]]] = None) -> None:
     """Refuse what this fixed-size cluster can never place: `workers` workers asking for `per_worker` each
     (`{"CPU": …, "GPU": …}`) all at once, beside `own`. ClusterError, one line naming `knobs` and the fix.
 
-    On a cluster that can autoscale (`info.autoscaling`) nothing is refused: nodes may come."""
+    On a cluster that can autoscale (`info.autoscaling`) nothing is refused: nodes may come. `nodes` (each node's
+    {"CPU", "GPU"}) defaults to the connected Ray cluster's."""
     if info.autoscaling:
         return
-    nodes = node_resources()
+    nodes = node_resources() if nodes is None else nodes  # given: a run in this process, without Ray
     if not nodes:
         return
     cpu, gpu = per_worker.get("CPU", 0.0), per_worker.get("GPU", 0.0)

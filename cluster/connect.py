@@ -67,6 +67,34 @@ def connect(address: Optional[str] = None, *, num_cpus: Optional[int] = None, nu
     return _info(address or "local", local=address is None)
 
 
+IN_PROCESS = "in-process"  # ClusterInfo.address of a run that trains in the calling process, without Ray
+
+
+def local_info() -> ClusterInfo:
+    """This machine as a one-node cluster, counted as Ray counts a node (CPUs, GPUs visible to this process), for a
+    run that trains in this process without starting Ray."""
+    from ray._private.accelerators import get_accelerator_manager_for_resource
+    from ray._private.utils import get_num_cpus
+
+    gpus = get_accelerator_manager_for_resource("GPU").get_current_node_num_accelerators()
+    return ClusterInfo(address=IN_PROCESS, local=True, nodes=1, cpus=float(get_num_cpus()), gpus=float(gpus))
+
+
+def running_head(data_dir) -> Optional[str]:
+    """The GCS address of the Ray head `tunelab cluster start` runs on this machine (recorded under `data_dir`),
+    if it is up: commands without an address use it, and its warm workers, instead of starting a Ray of their own."""
+    from cluster.head import is_running, read_state
+
+    info = read_state(data_dir)
+    if info is None or not is_running(info):
+        return None
+    if info.token:  # the head asks for Ray's token, as `cluster start` set it up
+        from cluster.auth import enable_token_auth
+
+        enable_token_auth()
+    return info.gcs_address
+
+
 def _info(address: str, local: bool) -> ClusterInfo:
     import ray
 

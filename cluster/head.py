@@ -91,9 +91,11 @@ def is_running(info: HeadInfo) -> bool:
 
 def start(data_dir: Path, *, port: int = DEFAULT_PORT, dashboard_port: int = DEFAULT_DASHBOARD_PORT,
           dashboard_host: str = "127.0.0.1", num_cpus: Optional[int] = None, num_gpus: Optional[int] = None,
-          redis_port: Optional[int] = None, progress=lambda msg: None) -> HeadInfo:
+          redis_port: Optional[int] = None, progress=lambda msg: None,
+          worker_env: Optional[dict[str, str]] = None) -> HeadInfo:
     """Start a Ray head on this machine; ClusterError (one line) when it cannot. `progress` hears one line once
-    the request is checked and Ray is starting."""
+    the request is checked and Ray is starting. `worker_env`: environment for the head's processes (its workers
+    inherit it), unless this process's environment sets the same names."""
     for taken, why in [(REDIS_PORT, "Redis's port"), (redis_port, "the port of TUNELAB_REDIS_URL")]:
         if taken and port == taken:
             raise ClusterError(f"--port {port} is {why}; keep Ray's GCS off it (default {DEFAULT_PORT})")
@@ -121,6 +123,8 @@ def start(data_dir: Path, *, port: int = DEFAULT_PORT, dashboard_port: int = DEF
     # a job's entrypoint runs `python`: on this head, the interpreter (and environment) tunelab runs in
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0",
            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+    for key, value in (worker_env or {}).items():  # the user's own values win
+        env.setdefault(key, value)
     if env.get("RAY_AUTH_MODE", "token") == "token":
         # `ray start` turns token auth on only when a token exists (`ray.init` makes one): make sure it does
         from cluster.auth import token_source

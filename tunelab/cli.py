@@ -302,7 +302,10 @@ def train(
     cpus_per_worker: Optional[float] = typer.Option(None, help="CPUs per worker [local: all cores / workers]"),
     gpus_per_worker: float = typer.Option(0.0, help="GPUs per worker (0: CPU training)"),
     name: Optional[str] = typer.Option(None, help="a name for the run [model-dataset]"),
-    address: Optional[str] = typer.Option(None, envvar="RAY_ADDRESS", help="Ray cluster address; none: local single-node"),
+    address: Optional[str] = typer.Option(None, envvar="RAY_ADDRESS", help="Ray cluster address; none: the head "
+                                          "`tunelab cluster start` runs, else this machine"),
+    use_ray: bool = typer.Option(False, "--ray", help="without a cluster, train under a local Ray (worker actors "
+                                 "restarted from the checkpoint if one dies) instead of in this process"),
     storage: Optional[str] = typer.Option(None, envvar="TUNELAB_STORAGE", help="experiment storage path or URI"),
     as_json: bool = typer.Option(False, "--json", help="print the final record as JSON only"),
 ) -> None:
@@ -332,29 +335,33 @@ def train(
     if address and not s.redis_url:
         raise UserError("a remote cluster cannot reach the embedded result store; set TUNELAB_REDIS_URL to a Redis both can reach")
 
-    from jobs.train import fit, initial_state, resolve_resources, trial_record, worker_resources
+    from jobs.train import fit, fit_local, initial_state, resolve_resources, runs_in_process, trial_record, worker_resources
 
     sp = data.spec(cfg.dataset)  # model and weights checked before any data is read
     init = initial_state(cfg, sp.num_classes[cfg.labels], sp.in_chans, sp.img_size)
     err.print(f"loading {cfg.dataset} from {s.data_dir} …")
     prepared = data.prepare(data.load(cfg.dataset, s.data_dir), cfg.labels, cfg.val_fraction, cfg.seed, cfg.subset)
 
-    from cluster import connect
+    from cluster import Knobs, connect, local_info, running_head
     from cluster.storage import check_shared
 
-    err.print("starting Ray …" if not address else f"connecting to Ray at {address} …")
-    info = connect(address)
-    check_shared(storage or s.storage_path, explicit=bool(storage), info=info)
-    cfg = resolve_resources(cfg, info.cpus, info.local)
-    from cluster import Knobs
-
+    storage_path = storage or s.storage_path
+    head = None if address else running_head(s.data_dir)  # a warm local head (`tunelab cluster start`) is used
+    in_process = not address and not head and not use_ray and runs_in_process(cfg, storage_path)
+    if in_process:  # Ray Train's local mode: no Ray to start, no actors; see jobs.train.fit_local
+        info = local_info()
+    else:
+        err.print(f"using the running Ray head at {head} …" if head else
+                  "starting Ray …" if not address else f"connecting to Ray at {address} …")
+        info = connect(address or head)
+        check_shared(storage_path, explicit=bool(storage), info=info)
+    cfg = resolve_resources(cfg, info.cpus, info.local or bool(head))
     waiting = _check_fits(info, worker_resources(cfg), cfg.workers, {}, Knobs("--workers", "--cpus-per-worker",
-                          "--gpus-per-worker"), "this run", "worker")
-    import ray
+                          "--gpus-per-worker"), "this run", "worker",
+                          nodes=[{"CPU": info.cpus, "GPU": info.gpus}] if in_process else None)
 
     run_id = _new_run_id()
     trial_id = f"{run_id}-t0"
-    storage_path = storage or s.storage_path
     started = round(time.time(), 3)
     store.start_run(run_id, kind="train", name=name or f"{cfg.model}-{cfg.dataset}", dataset=cfg.dataset,
                     labels=cfg.labels, config=cfg.model_dump(), storage_path=storage_path, started=started)
@@ -366,44 +373,52 @@ def train(
     write_manifest(exp_dir, run_id=run_id, kind="train", name=name or f"{cfg.model}-{cfg.dataset}",
                    dataset=cfg.dataset, labels=cfg.labels, config=cfg.model_dump(), started=started,
                    storage_path=storage_path)
+    where = "in this process" if in_process else f"{cfg.workers} worker(s)"
     err.print(f"run {run_id}: {cfg.model} on {cfg.dataset} ({len(prepared.train_y):,} train / {len(prepared.val_y):,} val / "
-              f"{len(prepared.test_y):,} test), {cfg.workers} worker(s) × {cfg.cpus_per_worker:g} CPU, {cfg.epochs} epochs")
-    data_ref = ray.put(prepared)
-    init_ref = ray.put(init) if init is not None else None
+              f"{len(prepared.test_y):,} test), {where} × {cfg.cpus_per_worker:g} CPU, {cfg.epochs} epochs")
 
     outcome: dict = {}
+    if in_process:
+        def _fit() -> None:
+            outcome["result"] = fit_local(cfg, prepared, run_id=run_id, trial_id=trial_id, redis_url=store.url,
+                                          storage_path=storage_path, init_state=init)
+    else:
+        import ray
 
-    def _fit() -> None:
-        try:
+        data_ref = ray.put(prepared)
+        init_ref = ray.put(init) if init is not None else None
+
+        def _fit() -> None:
             outcome["result"] = fit(cfg, data_ref, run_id=run_id, trial_id=trial_id, redis_url=store.url,
                                     storage_path=storage_path, init_ref=init_ref)
-        except BaseException as e:  # reported below; the run is marked failed
-            outcome["exception"] = e
 
     import redis
 
     t0 = time.monotonic()
-    worker = threading.Thread(target=_fit, name="tunelab-fit", daemon=True)
-    worker.start()
-    shown = 0
     try:
-        with err.status("training: waiting for workers …") as status:
-            while True:
-                running = worker.is_alive()  # read once more after it ends: the last epochs
+        if in_process:
+            # The loop trains in this (the main) thread: a second OpenMP thread team in another thread would slow
+            # it (benchmarks/RESULTS.md, ray-overhead notes); the progress view follows the store from a thread.
+            done = threading.Event()
+            follower = threading.Thread(target=_follow_epochs, args=(store, trial_id, cfg.epochs, t0, done.is_set,
+                                                                     done.wait), name="tunelab-progress", daemon=True)
+            follower.start()
+            try:
+                _fit()
+            finally:
+                done.set()
+                follower.join()
+        else:
+            def _fit_here() -> None:
                 try:
-                    epochs_done = store.epochs(trial_id)
-                except redis.RedisError:  # training goes on; the trainer's callback buffers its writes
-                    status.update(f"training: result store unreachable — training goes on, results are kept · "
-                                  f"{time.monotonic() - t0:,.0f}s")
-                else:
-                    for m in epochs_done[shown:]:
-                        err.print(_epoch_line(m))
-                    shown = max(shown, len(epochs_done))
-                    status.update(f"training: epoch {min(shown + 1, cfg.epochs)}/{cfg.epochs} · "
-                                  f"{time.monotonic() - t0:,.0f}s")
-                if not running:
-                    break
-                worker.join(timeout=0.5)
+                    _fit()
+                except BaseException as e:  # reported below; the run is marked failed
+                    outcome["exception"] = e
+
+            worker = threading.Thread(target=_fit_here, name="tunelab-fit", daemon=True)
+            worker.start()
+            _follow_epochs(store, trial_id, cfg.epochs, t0, lambda: not worker.is_alive(),
+                           lambda s: worker.join(timeout=s))
     except KeyboardInterrupt:
         try:
             store.finish_trial(trial_id, "stopped")
@@ -455,6 +470,30 @@ def train(
         )
     if error:
         raise typer.Exit(1)
+
+
+def _follow_epochs(store, trial_id: str, epochs: int, t0: float, finished, wait) -> None:
+    """The progress view of a training run: a line per epoch as the store gets it, and a status line, until
+    `finished()` (read once more after: the last epochs); `wait(seconds)` paces it."""
+    import redis
+
+    shown = 0
+    with err.status("training: waiting for workers …") as status:
+        while True:
+            ended = finished()
+            try:
+                epochs_done = store.epochs(trial_id)
+            except redis.RedisError:  # training goes on; the trainer's callback buffers its writes
+                status.update(f"training: result store unreachable — training goes on, results are kept · "
+                              f"{time.monotonic() - t0:,.0f}s")
+            else:
+                for m in epochs_done[shown:]:
+                    err.print(_epoch_line(m))
+                shown = max(shown, len(epochs_done))
+                status.update(f"training: epoch {min(shown + 1, epochs)}/{epochs} · {time.monotonic() - t0:,.0f}s")
+            if ended:
+                return
+            wait(0.5)
 
 
 def _store_wait_s() -> float:
@@ -526,12 +565,12 @@ def _find_sweep(store, name: str) -> dict:
     raise UserError(f"no sweep named {name!r} in the store; see `tunelab sweep list`")
 
 
-def _check_fits(info, per_worker: dict, workers: int, own: dict, knobs, what: str, unit: str):
+def _check_fits(info, per_worker: dict, workers: int, own: dict, knobs, what: str, unit: str, nodes=None):
     """Refuse at once (ClusterError, one line) what this fixed-size cluster can never run; on an autoscaling
     cluster, start saying every PENDING_REPORT_S what waits for resources. The event that stops those lines."""
     from cluster import check_fits, report_pending
 
-    check_fits(per_worker, workers, info, knobs=knobs, own=own, what=what)
+    check_fits(per_worker, workers, info, knobs=knobs, own=own, what=what, nodes=nodes)
     if info.autoscaling:
         return report_pending(per_worker, unit, lambda line: err.print(line, markup=False))
     return None
@@ -549,7 +588,7 @@ def _recipe_knobs(recipe: Optional[Path]):
 
 def _run_sweep(spec, settings: Settings, store, *, address: Optional[str], storage: Optional[str], resume_of: Optional[dict],
                recipe: Optional[Path] = None):
-    from cluster import connect
+    from cluster import connect, running_head
     from cluster.connect import check_reachable
     from cluster.storage import check_shared, check_uri
     from jobs import data
@@ -570,8 +609,10 @@ def _run_sweep(spec, settings: Settings, store, *, address: Optional[str], stora
     val_fraction = spec.fixed.get("val_fraction", TrainConfig.model_fields["val_fraction"].default)
     prepared = data.prepare(data.load(spec.dataset, settings.data_dir), spec.labels, val_fraction, spec.seed,
                             spec.subset)
-    err.print("starting Ray …" if not address else f"connecting to Ray at {address} …")
-    info = connect(address)
+    head = None if address else running_head(settings.data_dir)  # a warm local head (`tunelab cluster start`) is used
+    err.print(f"using the running Ray head at {head} …" if head else
+              "starting Ray …" if not address else f"connecting to Ray at {address} …")
+    info = connect(address or head)
     check_shared(storage_path, explicit=storage_path != settings.storage_path or bool(settings.storage), info=info)
     from jobs.sweep import trial_resources
 
@@ -821,10 +862,17 @@ def cluster_start(
 
     s = _settings()
     redis_port = urlsplit(s.redis_url).port if s.redis_url and s.redis_url.startswith("redis") else None
+    from jobs.step import MALLOC_ENV
+
+    # Warm workers: each Python worker the head starts imports torch before it takes work, so the idle workers Ray
+    # keeps ready hold it when a command's trial or training worker lands on one; and every worker keeps freed
+    # tensor memory (glibc reads MALLOC_* at process start).
+    worker_env = {"RAY_preload_python_modules": "torch", **MALLOC_ENV}
     info = head.start(s.data_dir, port=port, dashboard_port=dashboard_port, dashboard_host=dashboard_host,
                       num_cpus=num_cpus, num_gpus=num_gpus, redis_port=redis_port,
-                      progress=lambda msg: err.print(msg, markup=False))
+                      progress=lambda msg: err.print(msg, markup=False), worker_env=worker_env)
     out.print(f"Ray head up: GCS {info.gcs_address}, dashboard and jobs {info.dashboard_url}", markup=False)
+    out.print("`tunelab train` and `tunelab sweep` without --address use this head while it runs", markup=False)
     out.print(f"auth: {'token from ' + info.token if info.token else 'no token (RAY_AUTH_MODE=disabled)'}", markup=False)
     out.print(f"join a worker: ray start --address={info.gcs_address}   submit: tunelab submit -- train …   "
               "stop: tunelab cluster stop", markup=False)

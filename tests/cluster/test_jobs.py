@@ -106,6 +106,43 @@ def test_jobs_from_cli_and_python_api_succeed_and_are_ray_jobs(head, store):
     assert ray_list.returncode == 0 and cli_id in ray_list.stdout and api_id in ray_list.stdout, ray_list.stderr
 
 
+def test_local_run_and_run_on_the_warm_head_write_the_same_records(head, store, tmp_path, mnist_source):
+    """`tunelab train` with no address: on the running head (`cluster start` recorded it), and with no head in this
+    process (Ray Train's local mode, no Ray started). Both write the same run, trial, epochs, checkpoint and test."""
+    from jobs.data import import_dir
+    from jobs.loop import load_checkpoint
+
+    elsewhere = tmp_path / "data"  # no head recorded under this data root
+    assert import_dir(mnist_source, elsewhere) == ["mnist"]
+    args = [*TRAIN, "--epochs", "2", "--json"]
+    on_head = run_cli(*args, env=head["env"])
+    local = run_cli(*args, env={**head["env"], "TUNELAB_DATA_DIR": str(elsewhere)})
+    assert on_head.returncode == 0 and local.returncode == 0, on_head.stderr + local.stderr
+    assert "using the running Ray head at" in on_head.stderr and "in this process" not in on_head.stderr
+    assert "in this process" in local.stderr and "starting Ray" not in local.stderr
+    recs = {"head": json.loads(on_head.stdout), "local": json.loads(local.stdout)}
+
+    runs = {k: store.get_run(r["run_id"]) for k, r in recs.items()}
+    trials = {k: store.get_trial(r["trial_id"]) for k, r in recs.items()}
+    epochs = {k: store.epochs(r["trial_id"]) for k, r in recs.items()}
+    assert set(runs["head"]) == set(runs["local"]) and runs["head"]["status"] == runs["local"]["status"] == "completed"
+    cpus = {k: runs[k]["config"].pop("cpus_per_worker") for k in runs}  # the head's 2 CPUs; here, this machine's
+    assert runs["head"]["config"] == runs["local"]["config"] and cpus["head"] == 2
+    assert set(trials["head"]) == set(trials["local"]), set(trials["head"]) ^ set(trials["local"])
+    for k in ("head", "local"):
+        t, rec = trials[k], recs[k]
+        assert t["status"] == "completed" and t["epochs_done"] == 2 and t["test_acc"] == rec["test_acc"] > 0.5, (k, t)
+        assert [e["epoch"] for e in epochs[k]] == [1, 2] and "test_acc" in epochs[k][-1]
+        assert t["runtime"]["workers"] == 1 and t["runtime"]["threads"] == cpus[k] and t["runtime"] == runs[k]["runtime"]
+        # the trial points at its newest checkpoint, which holds every epoch, under the run's experiment folder
+        ckpt = Path(t["checkpoint"])
+        assert ckpt.name.startswith("checkpoint_") and ckpt.parent.name == rec["run_id"], ckpt
+        assert [m["epoch"] for m in load_checkpoint(ckpt)["history"]] == [1, 2] and rec["checkpoint"] == str(ckpt)
+        assert len([d for d in ckpt.parent.glob("checkpoint_*") if d.is_dir()]) == 2  # num_to_keep, in local mode too
+        assert (ckpt.parent / "tunelab-run.json").is_file()
+    assert [set(e) for e in epochs["head"]] == [set(e) for e in epochs["local"]]
+
+
 def test_a_running_job_stops(head):
     env, url = head["env"], head["url"]
     sub = run_cli("submit", "--json", "--", "train", "--dataset", "mnist", "--epochs", "50", env=env)
