@@ -1,15 +1,18 @@
-"""Fixed costs of `tunelab train`: process start to the first training step, beside the bare loop's.
+"""Fixed costs of `tunelab train`: process start to the first training step, in this process (Ray Train's local
+mode, the default without a cluster) and under a local Ray (`--ray`), beside the bare loop's.
 
     python benchmarks/fixed_costs.py --data .cache/mnist     # writes the "fixed-costs" section
     python benchmarks/fixed_costs.py --data .cache/mnist --repeats 1 --no-write    # a quick look
 
-Runs the real CLI as a subprocess (`tunelab train --dataset mnist --model cnn --epochs 2 --subset N --json`,
-TUNELAB_DATA_DIR a fresh data root with its embedded Redis already up), alternating with the bare loop started
+Runs the real CLI as a subprocess (`tunelab train --dataset mnist --model cnn --epochs 2 --subset N --json`, and
+the same with `--ray`; TUNELAB_DATA_DIR a fresh data root with its embedded Redis already up), alternating with the
+bare loop started
 the way a plain PyTorch user would (`python -c` that imports `jobs.loop.run_training`, loads the same data and
 trains the same config), and times each from outside, from the moment it is spawned:
 
 - the CLI's progress lines on stderr ("loading …" after imports, config and store; "starting Ray …" once the
-  data is loaded and split), the run's `started` in the store (Ray is up), the first epoch's `recorded_at`;
+  data is loaded and split, or in local mode "run …" once it is recorded), the run's `started` in the store (with
+  `--ray`: Ray is up), the first epoch's `recorded_at`;
 - the loop's start, taken as the first epoch's report time minus its `time_total_s` (which the loop counts from
   just before its first step), so it carries one report's latency (for the CLI: checkpoint save, Ray's report,
   the store write);
@@ -59,8 +62,8 @@ run_training(cfg, prepared, report=lambda m, s: say("epoch", epoch=m["epoch"], t
 
 MILESTONES = [
     ("ready", "imports, config, store and model check done (CLI: `loading …` printed)"),
-    ("data", "data loaded and split (CLI: `starting Ray …` printed)"),
-    ("ray_up", "Ray up, run recorded in the store"),
+    ("data", "data loaded and split (CLI: `starting Ray …` or, in this process, `run …` printed)"),
+    ("ray_up", "run recorded in the store (with `--ray`: Ray up)"),
     ("loop_start", "**training loop starts** (first epoch's report − its `time_total_s`)"),
     ("first_step", "first step done (TUNELAB_TRACE_FIRST_STEP)"),
     ("epoch1", "first epoch reported"),
@@ -99,17 +102,17 @@ def _first_step(trace: Path) -> float | None:
         return None
 
 
-def run_cli(root: Path, env: dict, a, store, trace: Path) -> dict:
+def run_cli(root: Path, env: dict, a, store, trace: Path, ray: bool = False) -> dict:
     exe = Path(sys.executable).parent / "tunelab"
     cmd = [str(exe), "train", "--dataset", "mnist", "--model", a.model, "--epochs", "2", "--subset", str(a.subset),
-           "--json"]
+           "--json", *(["--ray"] if ray else [])]
     t0, t_exit, rc, out, err = _spawn(cmd, env, echo=True)
     if rc != 0:
         raise SystemExit(f"tunelab train exited {rc}:\n" + "\n".join(line for _, line in err[-20:]))
     record = json.loads("\n".join(line for _, line in out))
     first = {}
     for at, line in err:
-        for key, prefix in (("ready", "loading "), ("data", "starting Ray")):
+        for key, prefix in (("ready", "loading "), ("data", "starting Ray" if ray else "run ")):
             if line.startswith(prefix) and key not in first:
                 first[key] = at
     run = store.get_run(record["run_id"]) or {}
@@ -156,12 +159,13 @@ def main() -> None:
     base_env = {k: v for k, v in os.environ.items()
                 if k not in ("RAY_ADDRESS", "TUNELAB_REDIS_URL", "TUNELAB_STORAGE", "OMP_NUM_THREADS")}
     base_env.update(TUNELAB_DATA_DIR=str(root), PYTHONUNBUFFERED="1", RAY_USAGE_STATS_ENABLED="0")
-    runs: dict[str, list[dict]] = {"cli": [], "bare": []}
+    runs: dict[str, list[dict]] = {"cli": [], "ray": [], "bare": []}
     for n in range(a.repeats):
-        for mode in ("bare", "cli"):
+        for mode in ("bare", "cli", "ray") if n % 2 == 0 else ("ray", "cli", "bare"):
             trace = tmp / f"first-step-{mode}-{n}"
             env = {**base_env, "TUNELAB_TRACE_FIRST_STEP": str(trace)}
-            res = run_bare(root, env, a, trace) if mode == "bare" else run_cli(root, env, a, store, trace)
+            res = run_bare(root, env, a, trace) if mode == "bare" else \
+                run_cli(root, env, a, store, trace, ray=mode == "ray")
             runs[mode].append(res)
             ev = res["events"]
             print(f"repeat {n + 1} {mode}: loop start at {ev['loop_start'] - res['t0']:.1f} s, first epoch "
@@ -174,34 +178,38 @@ def main() -> None:
     def cell(v: float | None) -> str:
         return "—" if v is None else f"{v:.1f}"
 
-    cli_start = [r["events"]["loop_start"] - r["t0"] for r in runs["cli"]]
-    bare_start = [r["events"]["loop_start"] - r["t0"] for r in runs["bare"]]
-    lines = [f"| {label} | {cell(at('cli', key))} | {cell(at('bare', key))} |" for key, label in MILESTONES]
+    start = {m: [r["events"]["loop_start"] - r["t0"] for r in runs[m]] for m in runs}
+    lines = [f"| {label} | {cell(at('cli', key))} | {cell(at('ray', key))} | {cell(at('bare', key))} |"
+             for key, label in MILESTONES]
     steps = []
     for key, label in (("ray_up", "Ray start (`ray.init` of a local instance)"),
                        ("loop_start", "TorchTrainer: controller, worker actor, process group, data from the object "
                                       "store, model build")):
         prev = "data" if key == "ray_up" else "ray_up"
-        if at("cli", key) is not None and at("cli", prev) is not None:
-            steps.append(f"{label}: {at('cli', key) - at('cli', prev):.1f} s")
+        if at("ray", key) is not None and at("ray", prev) is not None:
+            steps.append(f"{label}: {at('ray', key) - at('ray', prev):.1f} s")
+
+    def runs_of(m: str) -> str:
+        return f"**{statistics.median(start[m]):.1f} s** (runs {', '.join(f'{v:.1f}' for v in start[m])})"
     body = "\n".join([
-        "## Fixed costs: `tunelab train` from process start to the first step (issue 9)",
+        "## Fixed costs: `tunelab train` from process start to the first step (issues 9, 15)",
         "",
         f"Command: `{' '.join(['python benchmarks/fixed_costs.py', *sys.argv[1:]])}` ({time.monotonic() - started:.0f} s)",
         "",
-        f"`tunelab train --dataset mnist --model {a.model} --epochs 2 --subset {a.subset}` as a subprocess, beside the "
+        f"`tunelab train --dataset mnist --model {a.model} --epochs 2 --subset {a.subset}` as a subprocess — in its "
+        f"own process (Ray Train's local mode, the default without a cluster) and with `--ray` (a local Ray, "
+        f"TorchTrainer with one worker actor) — beside the "
         f"bare loop (`python -c`: import `jobs.loop.run_training`, load and split the same data, train the same "
         f"config with the same {runs['bare'][0].get('threads', '?')} threads), {a.repeats} of each, alternated. "
         f"Seconds since the process was spawned, medians; the embedded Redis was already up (starting it, which a "
         f"user's first command does once, took {redis_start:.2f} s).",
         "",
-        "| milestone (s after spawn) | `tunelab train` | bare loop |",
-        "| --- | ---: | ---: |",
+        "| milestone (s after spawn) | `tunelab train` (in process) | `tunelab train --ray` | bare loop |",
+        "| --- | ---: | ---: | ---: |",
         *lines,
         "",
-        f"**Start to first step: `tunelab train` {statistics.median(cli_start):.1f} s "
-        f"(runs {', '.join(f'{v:.1f}' for v in cli_start)}), bare loop {statistics.median(bare_start):.1f} s "
-        f"(runs {', '.join(f'{v:.1f}' for v in bare_start)}).** Of the CLI's, " + "; ".join(steps) + ".",
+        f"Start to first step: `tunelab train` {runs_of('cli')}, `tunelab train --ray` {runs_of('ray')}, bare loop "
+        f"{runs_of('bare')}. Of the `--ray` run's, " + "; ".join(steps) + ".",
         "",
         "The loop's start is its first epoch's report time minus the `time_total_s` it counts from just before the "
         "first step, so for the CLI it includes one report's latency (checkpoint save, `ray.train.report`, the "

@@ -49,12 +49,14 @@ def bare_run(prepared, subset=None, device=None, **overrides) -> dict:
             "test_acc": epochs[-1]["test_acc"], "images_per_s": statistics.median(m["images_per_s"] for m in epochs)}
 
 
-def cli_run(data_root: Path, subset=None) -> dict:
-    """`tunelab train --dataset mnist` as a user runs it; its epochs from the store."""
+def cli_run(data_root: Path, subset=None, ray: bool = False) -> dict:
+    """`tunelab train --dataset mnist` as a user runs it (in its own process; `ray`: with `--ray`, under a local
+    Ray); its epochs from the store."""
     env = {**os.environ, "TUNELAB_DATA_DIR": str(data_root), "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("TUNELAB_REDIS_URL", None)
     cmd = [str(ROOT / ".venv/bin/tunelab") if (ROOT / ".venv/bin/tunelab").exists() else "tunelab",
-           "train", "--dataset", "mnist", "--json", *(["--subset", str(subset)] if subset else [])]
+           "train", "--dataset", "mnist", "--json", *(["--subset", str(subset)] if subset else []),
+           *(["--ray"] if ray else [])]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     wall = time.perf_counter() - t0
@@ -136,12 +138,15 @@ def main() -> None:
         print(f"default recipe, bare loop, seed {seed} …", flush=True)
         seeds.append(bare_run(prepared, a.subset, device, seed=seed))
         print(f"  train {seeds[-1]['train_s']:.1f}s, test {100 * seeds[-1]['test_acc']:.2f}%", flush=True)
-    cli = None
+    cli = {}
     if with_cli:
-        print("default recipe through `tunelab train --dataset mnist` …", flush=True)
-        cli = cli_run(tmp, a.subset)
-        print(f"  train {cli['train_s']:.1f}s, test {100 * cli['test_acc']:.2f}%, command wall {cli['wall_s']:.1f}s",
-              flush=True)
+        for mode in ("local", "ray"):
+            print(f"default recipe through `tunelab train --dataset mnist{' --ray' if mode == 'ray' else ''}` …", flush=True)
+            cli[mode] = cli_run(tmp, a.subset, ray=mode == "ray")
+            print(f"  train {cli[mode]['train_s']:.1f}s, test {100 * cli[mode]['test_acc']:.2f}%, command wall "
+                  f"{cli[mode]['wall_s']:.1f}s", flush=True)
+        print("default recipe, bare loop, seed 0, once more (after the commands) …", flush=True)
+        seeds.append(bare_run(prepared, a.subset, device, seed=0))
 
     def reached(r) -> str:
         return "yes" if r["test_acc"] >= TARGET else "**no**"
@@ -149,7 +154,7 @@ def main() -> None:
     base = seeds[0]
     where = "" if device.type == "cpu" else f" on {torch.cuda.get_device_name(device)}"
     lines = [
-        ("## MNIST time-to-99 % test accuracy: default recipe, `tunelab train` vs the bare loop (issue 9)" if cli else
+        ("## MNIST time-to-99 % test accuracy: default recipe, `tunelab train` vs the bare loop (issues 9, 15)" if cli else
          f"## MNIST time-to-99 % test accuracy: default recipe, the bare loop{where} (issue 9)"),
         "",
         f"Command: `{' '.join(['python benchmarks/mnist_speed.py', *sys.argv[1:]])}`",
@@ -164,17 +169,25 @@ def main() -> None:
         "| run | epochs | train s | img/s (median epoch) | test acc | ≥ 99.0 % | wall s |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for seed, r in enumerate(seeds):
-        lines.append(f"| bare loop, seed {seed} | {len(r['epochs'])} | {fmt_s(r['train_s'])} | {r['images_per_s']:,.0f} | "
-                     f"{100 * r['test_acc']:.2f} % | {reached(r)} | {fmt_s(r['wall_s'])} |")
+    for i, r in enumerate(seeds):
+        again = " (again, after the commands)" if i >= a.seeds else ""
+        lines.append(f"| bare loop, seed {r['cfg'].seed}{again} | {len(r['epochs'])} | {fmt_s(r['train_s'])} | "
+                     f"{r['images_per_s']:,.0f} | {100 * r['test_acc']:.2f} % | {reached(r)} | {fmt_s(r['wall_s'])} |")
     med = statistics.median(r["train_s"] for r in seeds)
+    med_wall = statistics.median(r["wall_s"] for r in seeds)
+    labels = {"local": "**`tunelab train --dataset mnist`** (in its process: Ray Train's local mode)",
+              "ray": "`tunelab train --dataset mnist --ray` (a local Ray, 1 worker actor)"}
+    for mode, r in cli.items():
+        lines.append(f"| {labels[mode]} | {len(r['epochs'])} | **{fmt_s(r['train_s'])}** | {r['images_per_s']:,.0f} | "
+                     f"{100 * r['test_acc']:.2f} % | {reached(r)} | {fmt_s(r['wall_s'])} (command) |")
     if cli:
-        lines.append(f"| **`tunelab train --dataset mnist`** (Ray Train, 1 worker) | {len(cli['epochs'])} | "
-                     f"**{fmt_s(cli['train_s'])}** | {cli['images_per_s']:,.0f} | {100 * cli['test_acc']:.2f} % | "
-                     f"{reached(cli)} | {fmt_s(cli['wall_s'])} (command) |")
-        lines += ["", f"tunelab's training time ÷ the bare loop's (median of {len(seeds)} seeds): "
-                      f"**{cli['train_s'] / med:.3f}**. The command's wall time adds Ray's start-up, data loading and "
-                      "the test pass (see the fixed-costs section)."]
+        lines += ["", "Training time ÷ the bare loop's (median of its runs): " + ", ".join(
+                      f"{labels[m].split(' (')[0].strip('*')} **{r['train_s'] / med:.2f}**" for m, r in cli.items())
+                  + ". Command wall time ÷ the bare loop's run wall time (the loop alone: no imports or data "
+                    "loading): " + ", ".join(f"{labels[m].split(' (')[0].strip('*')} **{r['wall_s'] / med_wall:.2f}**"
+                                            for m, r in cli.items())
+                  + ". The command's wall time adds imports, data loading, the store and, with `--ray`, Ray's "
+                    "start-up (see the fixed-costs section)."]
     if rows:
         lines += [
             "",
