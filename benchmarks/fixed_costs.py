@@ -10,9 +10,9 @@ bare loop started
 the way a plain PyTorch user would (`python -c` that imports `jobs.loop.run_training`, loads the same data and
 trains the same config), and times each from outside, from the moment it is spawned:
 
-- the CLI's progress lines on stderr ("loading …" after imports, config and store; "starting Ray …" once the
-  data is loaded and split, or in local mode "run …" once it is recorded), the run's `started` in the store (with
-  `--ray`: Ray is up), the first epoch's `recorded_at`;
+- the CLI's progress lines on stderr (the first one after imports, config, store and model check: "starting Ray …"
+  with `--ray`, else "loading …"; with `--ray`, "loading …" once Ray is up; "run …" once the data is loaded and
+  split and the run recorded), the first epoch's `recorded_at`;
 - the loop's start, taken as the first epoch's report time minus its `time_total_s` (which the loop counts from
   just before its first step), so it carries one report's latency (for the CLI: checkpoint save, Ray's report,
   the store write);
@@ -61,9 +61,9 @@ run_training(cfg, prepared, report=lambda m, s: say("epoch", epoch=m["epoch"], t
 """
 
 MILESTONES = [
-    ("ready", "imports, config, store and model check done (CLI: `loading …` printed)"),
-    ("data", "data loaded and split (CLI: `starting Ray …` or, in this process, `run …` printed)"),
-    ("ray_up", "run recorded in the store (with `--ray`: Ray up)"),
+    ("ready", "imports, config, store and model check done (CLI: its first progress line)"),
+    ("ray_up", "Ray up (`--ray`: `loading …` printed after `starting Ray …`)"),
+    ("data", "data loaded and split, run recorded (CLI: `run …` printed)"),
     ("loop_start", "**training loop starts** (first epoch's report − its `time_total_s`)"),
     ("first_step", "first step done (TUNELAB_TRACE_FIRST_STEP)"),
     ("epoch1", "first epoch reported"),
@@ -111,14 +111,15 @@ def run_cli(root: Path, env: dict, a, store, trace: Path, ray: bool = False) -> 
         raise SystemExit(f"tunelab train exited {rc}:\n" + "\n".join(line for _, line in err[-20:]))
     record = json.loads("\n".join(line for _, line in out))
     first = {}
+    marks = (("ready", "starting Ray"), ("ray_up", "loading "), ("data", "run ")) if ray else \
+        (("ready", "loading "), ("data", "run "))
     for at, line in err:
-        for key, prefix in (("ready", "loading "), ("data", "starting Ray" if ray else "run ")):
+        for key, prefix in marks:
             if line.startswith(prefix) and key not in first:
                 first[key] = at
-    run = store.get_run(record["run_id"]) or {}
     epochs = store.epochs(record["trial_id"])
     e1 = epochs[0]
-    ev = {**first, "ray_up": float(run["started"]), "epoch1": float(e1["recorded_at"]),
+    ev = {**first, "epoch1": float(e1["recorded_at"]),
           "loop_start": float(e1["recorded_at"]) - float(e1["time_total_s"]), "exit": t_exit,
           "first_step": _first_step(trace)}
     return {"t0": t0, "events": ev, "epoch_time_s": float(e1["epoch_time_s"])}
@@ -185,7 +186,7 @@ def main() -> None:
     for key, label in (("ray_up", "Ray start (`ray.init` of a local instance)"),
                        ("loop_start", "TorchTrainer: controller, worker actor, process group, data from the object "
                                       "store, model build")):
-        prev = "data" if key == "ray_up" else "ray_up"
+        prev = "ready" if key == "ray_up" else "data"
         if at("ray", key) is not None and at("ray", prev) is not None:
             steps.append(f"{label}: {at('ray', key) - at('ray', prev):.1f} s")
 

@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from cluster.connect import ClusterError, ClusterInfo
+from cluster.connect import IN_PROCESS, ClusterError, ClusterInfo
 
 PENDING_REPORT_S = 30.0  # how often a run on an autoscaling cluster says what still waits for resources
 _EPS = 1e-4  # Ray counts resources in units of 1/10,000
@@ -115,7 +115,8 @@ def check_fits(per_worker: dict[str, float], workers: int, info: ClusterInfo, *,
     gpu_less = gpu > 0 and most_gpu == 0
     fix = knobs.fix(settings) if settings else fix
     tail = " to train on CPUs, or run on a cluster with GPUs" if gpu_less else ", or run on a larger cluster"
-    raise ClusterError(f"this Ray cluster ({_describe(nodes)}) cannot hold {what}: {', '.join(problems)}; {fix}{tail}")
+    where = "this machine" if info.address == IN_PROCESS else "this Ray cluster"
+    raise ClusterError(f"{where} ({_describe(nodes)}) cannot hold {what}: {', '.join(problems)}; {fix}{tail}")
 
 
 def _shape(bundle: dict[str, float]) -> tuple:

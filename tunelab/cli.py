@@ -339,9 +339,6 @@ def train(
 
     sp = data.spec(cfg.dataset)  # model and weights checked before any data is read
     init = initial_state(cfg, sp.num_classes[cfg.labels], sp.in_chans, sp.img_size)
-    err.print(f"loading {cfg.dataset} from {s.data_dir} …")
-    prepared = data.prepare(data.load(cfg.dataset, s.data_dir), cfg.labels, cfg.val_fraction, cfg.seed, cfg.subset)
-
     from cluster import Knobs, connect, local_info, running_head
     from cluster.storage import check_shared
 
@@ -359,6 +356,8 @@ def train(
     waiting = _check_fits(info, worker_resources(cfg), cfg.workers, {}, Knobs("--workers", "--cpus-per-worker",
                           "--gpus-per-worker"), "this run", "worker",
                           nodes=[{"CPU": info.cpus, "GPU": info.gpus}] if in_process else None)
+    err.print(f"loading {cfg.dataset} from {s.data_dir} …")  # where it runs is settled first: a refusal is quick
+    prepared = data.prepare(data.load(cfg.dataset, s.data_dir), cfg.labels, cfg.val_fraction, cfg.seed, cfg.subset)
 
     run_id = _new_run_id()
     trial_id = f"{run_id}-t0"
