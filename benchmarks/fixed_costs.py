@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -71,6 +72,16 @@ MILESTONES = [
 ]
 
 
+COLUMNS = {"cli": "`tunelab train` (in its process)", "ray": "`tunelab train --ray`",
+           "head": "`tunelab train` on a warm head", "bare": "bare loop"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def _pump(stream, lines: list, echo: bool) -> None:
     for line in iter(stream.readline, ""):
         lines.append((time.time(), line.rstrip("\n")))
@@ -102,7 +113,7 @@ def _first_step(trace: Path) -> float | None:
         return None
 
 
-def run_cli(root: Path, env: dict, a, store, trace: Path, ray: bool = False) -> dict:
+def run_cli(root: Path, env: dict, a, store, trace: Path, ray: bool = False, head: bool = False) -> dict:
     exe = Path(sys.executable).parent / "tunelab"
     cmd = [str(exe), "train", "--dataset", "mnist", "--model", a.model, "--epochs", "2", "--subset", str(a.subset),
            "--json", *(["--ray"] if ray else [])]
@@ -111,8 +122,8 @@ def run_cli(root: Path, env: dict, a, store, trace: Path, ray: bool = False) -> 
         raise SystemExit(f"tunelab train exited {rc}:\n" + "\n".join(line for _, line in err[-20:]))
     record = json.loads("\n".join(line for _, line in out))
     first = {}
-    marks = (("ready", "starting Ray"), ("ray_up", "loading "), ("data", "run ")) if ray else \
-        (("ready", "loading "), ("data", "run "))
+    marks = (("ready", "using the running Ray head" if head else "starting Ray"), ("ray_up", "loading "),
+             ("data", "run ")) if ray or head else (("ready", "loading "), ("data", "run "))
     for at, line in err:
         for key, prefix in marks:
             if line.startswith(prefix) and key not in first:
@@ -146,6 +157,7 @@ def main() -> None:
     ap.add_argument("--model", default="cnn")
     ap.add_argument("--subset", type=int, default=2000)
     ap.add_argument("--repeats", type=int, default=3, help="CLI + bare pairs, alternated")
+    ap.add_argument("--no-head", action="store_true", help="skip the runs on a warm head (`tunelab cluster start`)")
     ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     a = ap.parse_args()
 
@@ -160,17 +172,32 @@ def main() -> None:
     base_env = {k: v for k, v in os.environ.items()
                 if k not in ("RAY_ADDRESS", "TUNELAB_REDIS_URL", "TUNELAB_STORAGE", "OMP_NUM_THREADS")}
     base_env.update(TUNELAB_DATA_DIR=str(root), PYTHONUNBUFFERED="1", RAY_USAGE_STATS_ENABLED="0")
-    runs: dict[str, list[dict]] = {"cli": [], "ray": [], "bare": []}
-    for n in range(a.repeats):
-        for mode in ("bare", "cli", "ray") if n % 2 == 0 else ("ray", "cli", "bare"):
-            trace = tmp / f"first-step-{mode}-{n}"
-            env = {**base_env, "TUNELAB_TRACE_FIRST_STEP": str(trace)}
-            res = run_bare(root, env, a, trace) if mode == "bare" else \
-                run_cli(root, env, a, store, trace, ray=mode == "ray")
-            runs[mode].append(res)
-            ev = res["events"]
-            print(f"repeat {n + 1} {mode}: loop start at {ev['loop_start'] - res['t0']:.1f} s, first epoch "
-                  f"reported at {ev['epoch1'] - res['t0']:.1f} s, exit at {ev['exit'] - res['t0']:.1f} s", flush=True)
+    runs: dict[str, list[dict]] = {"cli": [], "ray": [], "head": [], "bare": []}
+    # A warm head: `tunelab cluster start` under its own data root (so the other runs do not use it), the store shared
+    head_env = {**base_env, "TUNELAB_DATA_DIR": str(scratch_root("tl-fixed-head-", a.data)), "TUNELAB_REDIS_URL": url}
+    if not a.no_head:
+        up = subprocess.run([str(Path(sys.executable).parent / "tunelab"), "cluster", "start", "--num-cpus",
+                             str(os.cpu_count()), "--port", str(_free_port()), "--dashboard-port", str(_free_port())],
+                            env=head_env, capture_output=True, text=True, timeout=300)
+        if up.returncode != 0:
+            raise SystemExit(f"tunelab cluster start failed: {up.stderr.strip()[-500:]}")
+    modes = ["bare", "cli", "ray", *([] if a.no_head else ["head"])]
+    try:
+        for n in range(a.repeats):
+            for mode in modes if n % 2 == 0 else modes[::-1]:
+                trace = tmp / f"first-step-{mode}-{n}"
+                env = {**(head_env if mode == "head" else base_env), "TUNELAB_TRACE_FIRST_STEP": str(trace)}
+                res = run_bare(root, env, a, trace) if mode == "bare" else \
+                    run_cli(root, env, a, store, trace, ray=mode == "ray", head=mode == "head")
+                runs[mode].append(res)
+                ev = res["events"]
+                print(f"repeat {n + 1} {mode}: loop start at {ev['loop_start'] - res['t0']:.1f} s, first epoch "
+                      f"reported at {ev['epoch1'] - res['t0']:.1f} s, exit at {ev['exit'] - res['t0']:.1f} s", flush=True)
+    finally:
+        if not a.no_head:
+            subprocess.run([str(Path(sys.executable).parent / "tunelab"), "cluster", "stop"], env=head_env,
+                           capture_output=True, timeout=120)
+    runs = {m: r for m, r in runs.items() if r}
 
     def at(mode: str, key: str) -> float | None:
         vals = [r["events"][key] - r["t0"] for r in runs[mode] if r["events"].get(key) is not None]
@@ -180,8 +207,7 @@ def main() -> None:
         return "—" if v is None else f"{v:.1f}"
 
     start = {m: [r["events"]["loop_start"] - r["t0"] for r in runs[m]] for m in runs}
-    lines = [f"| {label} | {cell(at('cli', key))} | {cell(at('ray', key))} | {cell(at('bare', key))} |"
-             for key, label in MILESTONES]
+    lines = [f"| {label} | " + " | ".join(cell(at(m, key)) for m in runs) + " |" for key, label in MILESTONES]
     steps = []
     for key, label in (("ray_up", "Ray start (`ray.init` of a local instance)"),
                        ("loop_start", "TorchTrainer: controller, worker actor, process group, data from the object "
@@ -198,19 +224,20 @@ def main() -> None:
         f"Command: `{' '.join(['python benchmarks/fixed_costs.py', *sys.argv[1:]])}` ({time.monotonic() - started:.0f} s)",
         "",
         f"`tunelab train --dataset mnist --model {a.model} --epochs 2 --subset {a.subset}` as a subprocess — in its "
-        f"own process (Ray Train's local mode, the default without a cluster) and with `--ray` (a local Ray, "
-        f"TorchTrainer with one worker actor) — beside the "
+        f"own process (Ray Train's local mode, the default without a cluster), with `--ray` (a local Ray, "
+        f"TorchTrainer with one worker actor) and on a warm head (`tunelab cluster start` running: its workers have "
+        f"torch preloaded; the CLI's own Ray connection and TorchTrainer set-up remain) — beside the "
         f"bare loop (`python -c`: import `jobs.loop.run_training`, load and split the same data, train the same "
         f"config with the same {runs['bare'][0].get('threads', '?')} threads), {a.repeats} of each, alternated. "
         f"Seconds since the process was spawned, medians; the embedded Redis was already up (starting it, which a "
         f"user's first command does once, took {redis_start:.2f} s).",
         "",
-        "| milestone (s after spawn) | `tunelab train` (in process) | `tunelab train --ray` | bare loop |",
-        "| --- | ---: | ---: | ---: |",
+        "| milestone (s after spawn) | " + " | ".join(COLUMNS[m] for m in runs) + " |",
+        "| --- |" + " ---: |" * len(runs),
         *lines,
         "",
-        f"Start to first step: `tunelab train` {runs_of('cli')}, `tunelab train --ray` {runs_of('ray')}, bare loop "
-        f"{runs_of('bare')}. Of the `--ray` run's, " + "; ".join(steps) + ".",
+        "Start to first step: " + ", ".join(f"{COLUMNS[m]} {runs_of(m)}" for m in runs) + ". Of the `--ray` run's, "
+        + "; ".join(steps) + ".",
         "",
         "The loop's start is its first epoch's report time minus the `time_total_s` it counts from just before the "
         "first step, so for the CLI it includes one report's latency (checkpoint save, `ray.train.report`, the "

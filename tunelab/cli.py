@@ -345,17 +345,20 @@ def train(
     storage_path = storage or s.storage_path
     head = None if address else running_head(s.data_dir)  # a warm local head (`tunelab cluster start`) is used
     in_process = not address and not head and not use_ray and runs_in_process(cfg, storage_path)
-    if in_process:  # Ray Train's local mode: no Ray to start, no actors; see jobs.train.fit_local
+    knobs = Knobs("--workers", "--cpus-per-worker", "--gpus-per-worker")
+    if not address and not head:  # this machine, in this process or under a local Ray: checked before Ray starts
         info = local_info()
-    else:
+        cfg = resolve_resources(cfg, info.cpus, local=True)
+        waiting = _check_fits(info, worker_resources(cfg), cfg.workers, {}, knobs, "this run", "worker",
+                              nodes=[{"CPU": info.cpus, "GPU": info.gpus}])
+    if not in_process:  # in process: Ray Train's local mode, no Ray to start and no actors (jobs.train.fit_local)
         err.print(f"using the running Ray head at {head} …" if head else
                   "starting Ray …" if not address else f"connecting to Ray at {address} …")
         info = connect(address or head)
         check_shared(storage_path, explicit=bool(storage), info=info)
-    cfg = resolve_resources(cfg, info.cpus, info.local or bool(head))
-    waiting = _check_fits(info, worker_resources(cfg), cfg.workers, {}, Knobs("--workers", "--cpus-per-worker",
-                          "--gpus-per-worker"), "this run", "worker",
-                          nodes=[{"CPU": info.cpus, "GPU": info.gpus}] if in_process else None)
+        if address or head:
+            cfg = resolve_resources(cfg, info.cpus, local=bool(head))
+            waiting = _check_fits(info, worker_resources(cfg), cfg.workers, {}, knobs, "this run", "worker")
     err.print(f"loading {cfg.dataset} from {s.data_dir} …")  # where it runs is settled first: a refusal is quick
     prepared = data.prepare(data.load(cfg.dataset, s.data_dir), cfg.labels, cfg.val_fraction, cfg.seed, cfg.subset)
 
