@@ -176,8 +176,10 @@ def test_the_store_away_at_the_end_of_a_run_loses_nothing(mnist_user_env, tmp_pa
     env = {**mnist_user_env, "TUNELAB_REDIS_URL": server.url, "TUNELAB_STORE_WAIT_S": "3"}
     store = ResultStore.from_url(server.url)
     out, err = tmp_path / "out", tmp_path / "err"
+    # in this process (no Ray to start) an epoch of 2,000 images takes under a second: 12,000 leave the test time
+    # to stop Redis after the first epoch's write and before the second's
     proc = subprocess.Popen([sys.executable, "-m", "tunelab.cli", "train", "--model", "cnn", "--epochs", "3", "--subset",
-                             "2000", "--batch-size", "64", "--json"], env={**__import__("os").environ, **env}, cwd=ROOT,
+                             "12000", "--batch-size", "64", "--json"], env={**__import__("os").environ, **env}, cwd=ROOT,
                             stdout=out.open("w"), stderr=err.open("w"))
     try:
         deadline = time.monotonic() + 600
