@@ -590,7 +590,7 @@ def _recipe_knobs(recipe: Optional[Path]):
 
 def _run_sweep(spec, settings: Settings, store, *, address: Optional[str], storage: Optional[str], resume_of: Optional[dict],
                recipe: Optional[Path] = None):
-    from cluster import connect, running_head
+    from cluster import connect, local_info, running_head
     from cluster.connect import check_reachable
     from cluster.storage import check_shared, check_uri
     from jobs import data
@@ -604,6 +604,14 @@ def _run_sweep(spec, settings: Settings, store, *, address: Optional[str], stora
     if address and not settings.redis_url:
         raise UserError("a remote cluster cannot reach the embedded result store; set TUNELAB_REDIS_URL to a Redis both can reach")
     storage_path = storage or (resume_of or {}).get("storage_path") or settings.storage_path
+    from jobs.sweep import trial_resources
+
+    per_worker, workers, own = trial_resources(spec)
+    head = None if address else running_head(settings.data_dir)  # a warm local head (`tunelab cluster start`) is used
+    if not address and not head:  # a local Ray will offer this machine: what it cannot hold is said before it starts
+        info = local_info()
+        _check_fits(info, per_worker, workers, own, _recipe_knobs(recipe), "one trial", "trial",
+                    nodes=[{"CPU": info.cpus, "GPU": info.gpus}])
     err.print(f"loading {spec.dataset} from {settings.data_dir} …")
     from jobs.config import TrainConfig
 
@@ -611,14 +619,10 @@ def _run_sweep(spec, settings: Settings, store, *, address: Optional[str], stora
     val_fraction = spec.fixed.get("val_fraction", TrainConfig.model_fields["val_fraction"].default)
     prepared = data.prepare(data.load(spec.dataset, settings.data_dir), spec.labels, val_fraction, spec.seed,
                             spec.subset)
-    head = None if address else running_head(settings.data_dir)  # a warm local head (`tunelab cluster start`) is used
     err.print(f"using the running Ray head at {head} …" if head else
               "starting Ray …" if not address else f"connecting to Ray at {address} …")
     info = connect(address or head)
     check_shared(storage_path, explicit=storage_path != settings.storage_path or bool(settings.storage), info=info)
-    from jobs.sweep import trial_resources
-
-    per_worker, workers, own = trial_resources(spec)
     waiting = _check_fits(info, per_worker, workers, own, _recipe_knobs(recipe), "one trial",
                           "trial" if workers == 1 else "worker")
     import ray
