@@ -1,10 +1,11 @@
-"""Ray Train overhead: steady-state epoch time of tunelab's loop under Ray Train ÷ the bare loop, in one run.
+"""Ray overhead: steady-state epoch time of tunelab's loop under Ray Train and in a sweep trial ÷ the bare loop, in
+one run.
 
     python benchmarks/ray_overhead.py --data .cache/mnist     # writes the "ray-overhead" section
     python benchmarks/ray_overhead.py --data .cache/mnist --subset 2000 --epochs 3 --rounds 1 --no-write  # smoke
 
 Both sides train the same `TrainConfig` (`cnn` on a real-MNIST subset, every core as torch threads) on the same
-prepared arrays, in the order bare, Ray, Ray, bare … so that a drift in the machine's speed cancels:
+prepared arrays, in the order bare, Ray, sweep, sweep, Ray, bare … so that a drift in the machine's speed cancels:
 
 - bare: `jobs.loop.run_training` in this process, no Ray running; its reporter saves the checkpoint to a
   temporary directory with `jobs.loop.save_checkpoint`, as the Ray worker's reporter does, and nothing else.
@@ -12,6 +13,8 @@ prepared arrays, in the order bare, Ray, Ray, bare … so that a drift in the ma
   writing every epoch to an embedded Redis), in a local Ray instance started for the run and shut down after.
   Only the worker function is wrapped, to note per epoch the worker's thread counts, how long checkpoint
   saving and `ray.train.report` took, and the CPU time of every process of the run (psutil).
+- sweep trial: `jobs.sweep._trainable` as a one-worker sweep runs it, in a Tune function trial holding every CPU
+  (its TrainConfig fixed to the same config), traced the same way.
 
 An untimed one-epoch bare run warms this process first, and the first epoch of each run is dropped. Figures are medians over the remaining epochs of all rounds:
 the loop's own `epoch_time_s` (training + validation) and `images_per_s` (training only), and the wall time
@@ -33,7 +36,7 @@ from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._report import scratch_root, write_section  # noqa: E402
+from benchmarks._report import cpu_label, scratch_root, write_section  # noqa: E402
 
 
 def _os_threads() -> int:
@@ -220,6 +223,98 @@ def run_ray(cfg, prepared, store, tmp: Path, n: int) -> tuple[list[dict], float,
     return rows, t_end - t0, info.cpus
 
 
+def _traced_trainable(trace_path: str, driver_pid: int, cfg_dict: dict, storage_path: str):
+    """A Tune function trainable that runs `jobs.sweep._trainable` as a one-worker sweep trial does (its TrainConfig
+    fixed to `cfg_dict`), noting per report what `_traced_loop` notes for the Train worker."""
+
+    def trainable(config: dict, data_ref) -> None:
+        entered = time.time()
+        import torch
+        from ray import tune
+
+        import jobs.loop
+        import jobs.sweep
+        from jobs.config import TrainConfig
+
+        with open(trace_path, "a") as f:
+            f.write(json.dumps({"event": "entered", "at": entered}) + "\n")
+        cfg = TrainConfig.model_validate(cfg_dict)
+        real_report, real_save = tune.report, jobs.sweep.save_checkpoint if hasattr(jobs.sweep, "save_checkpoint") \
+            else jobs.loop.save_checkpoint
+        pending: dict = {}
+        last_cpu = [time.process_time()]
+
+        def save(state, directory):
+            pending["at"] = time.time()
+            t = time.perf_counter()
+            path = real_save(state, directory)
+            pending["save_s"] = time.perf_counter() - t
+            return path
+
+        def report(metrics, checkpoint=None, **kw):
+            t = time.perf_counter()
+            out = real_report(metrics, checkpoint=checkpoint, **kw)
+            cpu = time.process_time()
+            rec = {"epoch": metrics["epoch"], "epoch_time_s": metrics["epoch_time_s"],
+                   "time_total_s": metrics["time_total_s"],
+                   "images_per_s": metrics["images_per_s"], "report_s": time.perf_counter() - t,
+                   "torch_threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads(),
+                   "omp_env": os.environ.get("OMP_NUM_THREADS", "unset"), "os_threads": _os_threads(),
+                   "cpu_s": cpu - last_cpu[0], "pid": os.getpid(), "procs": cpu_snapshot(driver_pid), **pending}
+            last_cpu[0] = cpu
+            pending.clear()
+            with open(trace_path, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+            return out
+
+        # _trainable imports save_checkpoint from jobs.loop and reports through tune.report when it runs
+        jobs.sweep.trial_config = lambda spec_dict, sampled: cfg
+        jobs.loop.save_checkpoint, tune.report = save, report
+        try:
+            jobs.sweep._trainable(config, {}, data_ref, storage_path)
+        finally:
+            jobs.loop.save_checkpoint, tune.report = real_save, real_report
+
+    return trainable
+
+
+def run_sweep(cfg, prepared, tmp: Path, n: int) -> tuple[list[dict], float, float]:
+    """Per-epoch records of the same config as one single-worker sweep trial (a Tune function trainable running
+    `jobs.sweep._trainable`, all CPUs), the Tuner's wall time, and the CPUs Ray saw. Like `run_ray`, in a local
+    Ray instance started for the run."""
+    import ray
+    from ray import tune
+    from ray.tune import RunConfig, TuneConfig, Tuner
+
+    from cluster import connect, disconnect
+    from jobs.sweep import worker_resources
+
+    trace = tmp / f"trace-sweep-{n}.jsonl"
+    storage = str(tmp / "sweep-exp")
+    info = connect(None)
+    try:
+        data_ref = ray.put(prepared)
+        t0 = time.time()
+        trainable = _traced_trainable(str(trace), os.getpid(), cfg.model_dump(), storage)
+        trainable = tune.with_resources(tune.with_parameters(trainable, data_ref=data_ref), worker_resources(cfg))
+        grid = Tuner(trainable, tune_config=TuneConfig(num_samples=1),
+                     run_config=RunConfig(name=f"ray-overhead-sweep-{n}", storage_path=storage, verbose=0)).fit()
+        t_end = time.time()
+    finally:
+        disconnect()
+    if grid.errors:
+        raise SystemExit(f"sweep trial failed: {grid.errors[0]}")
+    recs = [json.loads(line) for line in trace.read_text().splitlines()] if trace.exists() else []
+    entered = next((r["at"] for r in recs if r.get("event") == "entered"), None)
+    rows = [r for r in recs if "event" not in r]
+    if entered is None or not rows:
+        raise SystemExit("the sweep trial left no trace: update run_sweep for jobs.sweep._trainable")
+    _add_walls(rows, t0)
+    rows[0]["fixed"] = {"to_worker": entered - t0, "to_first_step": _loop_start(rows) - entered,
+                        "after_last_report": t_end - rows[-1]["at"]}
+    return rows, t_end - t0, info.cpus
+
+
 def _loop_start(rows: list[dict]) -> float:
     """When the loop's first step began: the first report's entry minus the loop's own running time."""
     return rows[0]["at"] - rows[0]["time_total_s"]
@@ -246,10 +341,14 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=4, help="per run; the first is dropped")
     ap.add_argument("--rounds", type=int, default=2, help="bare + Ray pairs, in the order bare, Ray, Ray, bare …")
     ap.add_argument("--threads", type=int, default=None, help="torch threads on both sides (default: every core)")
+    ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                    help="auto: bf16 where the CPU computes it natively (the default recipe's choice), else fp32")
     ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     a = ap.parse_args()
     if a.epochs < 2:
         ap.error("--epochs must be at least 2: the first is dropped")
+
+    import torch
 
     from jobs import data
     from jobs.config import make_config
@@ -259,20 +358,24 @@ def main() -> None:
     cores = os.cpu_count() or 1
     cpus = a.threads or cores  # torch threads and Ray CPUs per side
     tmp = scratch_root("tl-rayoh-", a.data)
-    cfg = make_config(dataset="mnist", model=a.model, epochs=a.epochs, subset=a.subset, cpus_per_worker=float(cpus))
+    cfg = make_config(dataset="mnist", model=a.model, epochs=a.epochs, subset=a.subset, cpus_per_worker=float(cpus),
+                      precision=a.precision)
     prepared = data.prepare(data.load("mnist", tmp), cfg.labels, cfg.val_fraction, cfg.seed, cfg.subset)
     store = open_store(None, tmp)
-    runs: dict[str, list[tuple[list[dict], float]]] = {"bare": [], "ray": []}
-    cpu: dict[str, list[dict[str, float]]] = {"bare": [], "ray": []}
+    runs: dict[str, list[tuple[list[dict], float]]] = {"bare": [], "ray": [], "sweep": []}
+    cpu: dict[str, list[dict[str, float]]] = {"bare": [], "ray": [], "sweep": []}
     # Untimed: in smoke runs the first bare run of a fresh process stayed slow past its first epoch (so
     # bare-first rounds read Ray as faster); one epoch here warms this process before anything is timed.
     run_bare(cfg.model_copy(update={"epochs": 1}), prepared)
     for n in range(a.rounds):
-        for mode in ("bare", "ray") if n % 2 == 0 else ("ray", "bare"):  # bare, Ray, Ray, bare: drift cancels
+        order = ("bare", "ray", "sweep")
+        for mode in order if n % 2 == 0 else order[::-1]:  # bare, Ray, sweep, sweep, Ray, bare: drift cancels
             if mode == "bare":
                 rows, wall = run_bare(cfg, prepared)
-            else:
+            elif mode == "ray":
                 rows, wall, ray_cpus = run_ray(cfg, prepared, store, tmp, n)
+            else:
+                rows, wall, ray_cpus = run_sweep(cfg, prepared, tmp, n)
             runs[mode].append((rows, wall))
             cpu[mode].append(_cpu_by_group(rows, rows[0].get("pid", os.getpid())))
             steady = rows[1:]
@@ -281,30 +384,38 @@ def main() -> None:
                   f"torch threads {rows[-1]['torch_threads']} (OMP_NUM_THREADS={rows[-1]['omp_env']})", flush=True)
 
     steady = {m: [r for rows, _ in rs for r in rows[1:]] for m, rs in runs.items()}
-    b, r = steady["bare"], steady["ray"]
+    b, r, sw = steady["bare"], steady["ray"], steady["sweep"]
     ratio = _med(r, "epoch_time_s") / _med(b, "epoch_time_s")
     ips_ratio = _med(b, "images_per_s") / _med(r, "images_per_s")
     wall_ratio = _med(r, "wall_s") / _med(b, "wall_s")
+    sweep_ratio = _med(sw, "epoch_time_s") / _med(b, "epoch_time_s")
+    sweep_ips_ratio = _med(b, "images_per_s") / _med(sw, "images_per_s")
+    sweep_wall_ratio = _med(sw, "wall_s") / _med(b, "wall_s")
     n_train = len(prepared.train_y)
 
     def row(mode: str, rows: list[dict]) -> str:
         last = rows[-1]
         walls = [w for _, w in runs[mode]]
         driver = f" ({_med(rows, 'driver_wall_s'):.2f} at the driver)" if mode == "ray" else ""
-        return (f"| {'bare loop, this process' if mode == 'bare' else 'Ray Train (`jobs.train.fit`)'} | "
+        name = {"bare": "bare loop, this process", "ray": "Ray Train (`jobs.train.fit`)",
+                "sweep": "sweep trial (Tune function, `jobs.sweep._trainable`)"}[mode]
+        return (f"| {name} | "
                 f"{last['torch_threads']} / {last['interop_threads']} / {last['omp_env']} / {last['os_threads']} | "
                 f"**{_med(rows, 'epoch_time_s'):.2f}** | {_med(rows, 'images_per_s'):,.0f} | "
                 f"{_med(rows, 'wall_s'):.2f}{driver} | {_med(rows, 'save_s'):.3f} | {_med(rows, 'report_s'):.3f} | "
                 f"{_med(rows, 'cpu_s'):.2f} | {', '.join(f'{w:.1f}' for w in walls)} |")
 
-    per_round = ", ".join(f"{_med(rr[1:], 'epoch_time_s') / _med(rb[1:], 'epoch_time_s'):.3f}"
-                          for (rb, _), (rr, _) in zip(runs["bare"], runs["ray"]))
+    def per_round(mode: str) -> str:
+        return ", ".join(f"{_med(rr[1:], 'epoch_time_s') / _med(rb[1:], 'epoch_time_s'):.3f}"
+                         for (rb, _), (rr, _) in zip(runs["bare"], runs[mode]))
     groups = sorted({g for m in cpu.values() for d in m for g in d},
                     key=lambda g: (g != "training process", g != "driver (this process)", g))
     mean_cpu = {m: {g: statistics.mean([d.get(g, 0.0) for d in ds if d] or [0.0]) for g in groups}
                 for m, ds in cpu.items()}
-    cpu_rows = [f"| {g} | {mean_cpu['bare'][g]:.2f} | {mean_cpu['ray'][g]:.2f} |" for g in groups]
-    cpu_rows.append(f"| **all** | {sum(mean_cpu['bare'].values()):.2f} | {sum(mean_cpu['ray'].values()):.2f} |")
+    cpu_rows = [f"| {g} | {mean_cpu['bare'][g]:.2f} | {mean_cpu['ray'][g]:.2f} | {mean_cpu['sweep'][g]:.2f} |"
+                for g in groups]
+    cpu_rows.append(f"| **all** | {sum(mean_cpu['bare'].values()):.2f} | {sum(mean_cpu['ray'].values()):.2f} | "
+                    f"{sum(mean_cpu['sweep'].values()):.2f} |")
 
     def fixed(mode: str, key: str) -> str:
         vals = [rows[0]["fixed"][key] for rows, _ in runs[mode] if key in rows[0]["fixed"]]
@@ -314,14 +425,14 @@ def main() -> None:
         "",
         "Each run's fixed time, outside the epochs (s, median over the rounds):",
         "",
-        "| part of a run | bare | Ray |",
-        "| --- | ---: | ---: |",
-        f"| `fit()` called → worker function entered (controller, placement group, worker actor, process group) | — | "
-        f"{fixed('ray', 'to_worker')} |",
+        "| part of a run | bare | Ray Train | sweep trial |",
+        "| --- | ---: | ---: | ---: |",
+        f"| `fit()` called → worker / trial function entered (controller, placement group, actor, process group) | — | "
+        f"{fixed('ray', 'to_worker')} | {fixed('sweep', 'to_worker')} |",
         f"| → first step (data from the object store, model, optimizer, augmenter) | {fixed('bare', 'to_first_step')} | "
-        f"{fixed('ray', 'to_first_step')} |",
+        f"{fixed('ray', 'to_first_step')} | {fixed('sweep', 'to_first_step')} |",
         f"| last report → `run_training` / `fit()` returns | {fixed('bare', 'after_last_report')} | "
-        f"{fixed('ray', 'after_last_report')} |",
+        f"{fixed('ray', 'after_last_report')} | {fixed('sweep', 'after_last_report')} |",
     ]
     others = {m: sum(v for g, v in mean_cpu[m].items() if g != "training process") for m in mean_cpu}
     cpu_table = [
@@ -330,24 +441,27 @@ def main() -> None:
         "first and last report of each run (psutil), averaged over the rounds. In the bare run the training "
         "process is this one; no Ray is running then.",
         "",
-        "| process | bare run | Ray run |",
-        "| --- | ---: | ---: |",
+        "| process | bare run | Ray Train run | sweep run |",
+        "| --- | ---: | ---: | ---: |",
         *cpu_rows,
         "",
         *[f"Besides the training process, the {m} run's processes used {others[m]:.2f} CPU-s per epoch: "
           f"{100 * others[m] / (cores * _med(steady[m], 'wall_s')):.1f} % of the {cores} cores' time."
-          for m in ("bare", "ray")],
+          for m in ("bare", "ray", "sweep")],
     ] if groups else []
     body = "\n".join([
-        "## Ray Train overhead: 1 worker with all cores vs the bare loop (issue 9)",
+        f"## Ray overhead on {cpu_label()}: a Train worker and a sweep trial with all cores vs the bare loop "
+        "(issues 9, 15)",
         "",
         f"Command: `{' '.join(['python benchmarks/ray_overhead.py', *sys.argv[1:]])}` "
         f"({time.monotonic() - started:.0f} s)",
         "",
         f"`{cfg.model}` on {n_train:,} real MNIST training images ({len(prepared.val_y):,} validation), batch "
-        f"{cfg.batch_size}, {cfg.optimizer}, {cfg.epochs} epochs per run, {a.rounds} round(s) in the order bare, Ray, "
-        f"Ray, bare; {cores} cores, `cpus_per_worker={cpus}` (Ray sees {ray_cpus:g} CPUs). First epoch of each run "
-        f"dropped; medians of the other {len(b)} (bare) and {len(r)} (Ray) epochs.",
+        f"{cfg.batch_size}, {cfg.optimizer}, {cfg.epochs} epochs per run, precision {cfg.precision} "
+        f"({'bf16' if cfg.step_options(torch.device('cpu')).amp else 'fp32'}), {a.rounds} round(s) in the order "
+        f"bare, Ray Train, sweep trial, then reversed; {cores} cores, `cpus_per_worker={cpus}` (Ray sees {ray_cpus:g} "
+        f"CPUs). First epoch of each run dropped; medians of the other {len(b)} (bare), {len(r)} (Ray Train) and "
+        f"{len(sw)} (sweep trial) epochs.",
         "",
         "| loop | torch / interop threads / OMP_NUM_THREADS / OS threads | s / epoch (loop's `epoch_time_s`) | "
         "images/s (training) | wall s / epoch between reports | checkpoint save s | `ray.train.report` s | "
@@ -355,18 +469,24 @@ def main() -> None:
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         row("bare", b),
         row("ray", r),
+        row("sweep", sw),
         "",
-        f"**Ray ÷ bare: {ratio:.3f} in s/epoch** (target ≤ 1.05; per round {per_round}), {ips_ratio:.3f} in "
-        f"training images/s, {wall_ratio:.3f} in wall time between reports.",
+        f"**Train worker ÷ bare: {ratio:.3f} in s/epoch** (target ≤ 1.05; per round {per_round('ray')}), "
+        f"{ips_ratio:.3f} in training images/s, {wall_ratio:.3f} in wall time between reports.",
+        "",
+        f"**Sweep trial ÷ bare: {sweep_ratio:.3f} in s/epoch** (target ≤ 1.05; per round {per_round('sweep')}), "
+        f"{sweep_ips_ratio:.3f} in training images/s, {sweep_wall_ratio:.3f} in wall time between reports.",
         *fixed_table,
         *cpu_table,
         "",
         "`epoch_time_s` runs from the start of an epoch's training to the end of its validation pass; the "
         "checkpoint save and `ray.train.report` (which copies the checkpoint into the run's storage) come after "
         "it, so they are in the wall time between reports only (on both sides, as is the last epoch's test pass). "
-        "Run wall: start of `run_training` / `fit` to its "
-        "return, Ray Train's start-up and teardown included (each Ray run starts a local Ray instance before "
-        "it and shuts it down after, outside that time; the bare runs have no Ray beside them).",
+        "Run wall: start of `run_training` / `fit` / `Tuner.fit` to its "
+        "return, Ray's start-up and teardown of the run included (each Ray run starts a local Ray instance before "
+        "it and shuts it down after, outside that time; the bare runs have no Ray beside them). The sweep trial "
+        "runs `jobs.sweep._trainable` in a Tune function trial holding every CPU, its TrainConfig fixed to the "
+        "same config, in a local Ray started as `tunelab sweep` starts it.",
     ])
     print(body)
     if not a.no_write:

@@ -108,7 +108,24 @@ def as_input(x: torch.Tensor, opts: StepOptions) -> torch.Tensor:
     """An image batch in the layout the model expects."""
     if opts.channels_last and x.ndim == 4:
         return x.contiguous(memory_format=torch.channels_last)
-    return x
+    return single_channel_nhwc(x)
+
+
+def single_channel_nhwc(x: torch.Tensor) -> torch.Tensor:
+    """A 1-channel image batch (N, 1, H, W) as a channels-last view of the same memory; other tensors as they are.
+
+    With one channel both layouts are the same bytes and differ only in the channel's stride, which nothing
+    computes with, yet torch picks its kernels from it: a channel stride of 1 reads as channels-last (oneDNN's
+    NHWC convolutions, channels-last pooling), H*W as NCHW. numpy leaves that stride to chance: MNIST as
+    `jobs.data.prepare` returns it has 1, the same array after a trip through Ray's object store (pickle) has
+    784, so a Ray worker or sweep trial ran `cnn` NCHW at ~30 % more CPU than the bare loop (benchmarks/RESULTS.md,
+    ray-overhead notes of 2026-12-02). Fixing the view makes the layout the same everywhere, and the faster one."""
+    if x.ndim != 4 or x.shape[1] != 1 or x.stride(1) == 1:
+        return x
+    n, _, h, w = x.shape
+    if x.stride() != (h * w, h * w, w, 1):  # not a plain dense batch: leave it to torch
+        return x
+    return x.as_strided((n, 1, h, w), (h * w, 1, w, 1))
 
 
 # glibc malloc settings for a CPU training process. By default glibc hands a freed block of 128 KiB or more
