@@ -95,13 +95,46 @@ def _cpu_by_group(rows: list[dict], trainer_pid: int) -> dict[str, float]:
     return groups
 
 
+def _tracers(real_save, real_report, trace_path: str, driver_pid: int):
+    """Wrappers of a checkpoint save and a report function that note, per report, in `trace_path`: the epoch's
+    metrics, save and report times, threads, and CPU seconds (this process's and every process's, `cpu_snapshot`)."""
+    import torch
+
+    pending: dict = {}
+    last_cpu = [time.process_time()]
+
+    def save(state, directory):
+        pending["at"] = time.time()  # the loop's reporter was entered: same point the bare side stamps
+        t = time.perf_counter()
+        path = real_save(state, directory)
+        pending["save_s"] = time.perf_counter() - t
+        return path
+
+    def report(metrics, checkpoint=None, **kw):
+        t = time.perf_counter()
+        out = real_report(metrics, checkpoint=checkpoint, **kw)
+        cpu = time.process_time()
+        rec = {"epoch": metrics["epoch"], "epoch_time_s": metrics["epoch_time_s"],
+               "time_total_s": metrics["time_total_s"],
+               "images_per_s": metrics["images_per_s"], "report_s": time.perf_counter() - t,
+               "torch_threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads(),
+               "omp_env": os.environ.get("OMP_NUM_THREADS", "unset"), "os_threads": _os_threads(),
+               "cpu_s": cpu - last_cpu[0], "pid": os.getpid(), "procs": cpu_snapshot(driver_pid), **pending}
+        last_cpu[0] = cpu
+        pending.clear()
+        with open(trace_path, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        return out
+
+    return save, report
+
+
 def _traced_loop(trace_path: str, driver_pid: int):
     """`jobs.loop.train_loop_per_worker`, noting per report: threads, checkpoint save and ray.train.report times."""
 
     def loop(config: dict) -> None:
         entered = time.time()
         import ray.train
-        import torch
 
         import jobs.loop
 
@@ -110,32 +143,7 @@ def _traced_loop(trace_path: str, driver_pid: int):
 
         real_report = getattr(ray.train.report, "__wrapped__", ray.train.report)
         real_save = getattr(jobs.loop.save_checkpoint, "__wrapped__", jobs.loop.save_checkpoint)
-        pending: dict = {}
-        last_cpu = [time.process_time()]
-
-        def save(state, directory):
-            pending["at"] = time.time()  # the loop's reporter was entered: same point the bare side stamps
-            t = time.perf_counter()
-            path = real_save(state, directory)
-            pending["save_s"] = time.perf_counter() - t
-            return path
-
-        def report(metrics, checkpoint=None, **kw):
-            t = time.perf_counter()
-            out = real_report(metrics, checkpoint=checkpoint, **kw)
-            cpu = time.process_time()
-            rec = {"epoch": metrics["epoch"], "epoch_time_s": metrics["epoch_time_s"],
-                   "time_total_s": metrics["time_total_s"],
-                   "images_per_s": metrics["images_per_s"], "report_s": time.perf_counter() - t,
-                   "torch_threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads(),
-                   "omp_env": os.environ.get("OMP_NUM_THREADS", "unset"), "os_threads": _os_threads(),
-                   "cpu_s": cpu - last_cpu[0], "pid": os.getpid(), "procs": cpu_snapshot(driver_pid), **pending}
-            last_cpu[0] = cpu
-            pending.clear()
-            with open(trace_path, "a") as f:
-                f.write(json.dumps(rec) + "\n")
-            return out
-
+        save, report = _tracers(real_save, real_report, trace_path, driver_pid)
         save.__wrapped__, report.__wrapped__ = real_save, real_report
         jobs.loop.save_checkpoint, ray.train.report = save, report
         jobs.loop.train_loop_per_worker(config)
@@ -229,7 +237,6 @@ def _traced_trainable(trace_path: str, driver_pid: int, cfg_dict: dict, storage_
 
     def trainable(config: dict, data_ref) -> None:
         entered = time.time()
-        import torch
         from ray import tune
 
         import jobs.loop
@@ -241,31 +248,7 @@ def _traced_trainable(trace_path: str, driver_pid: int, cfg_dict: dict, storage_
         cfg = TrainConfig.model_validate(cfg_dict)
         real_report, real_save = tune.report, jobs.sweep.save_checkpoint if hasattr(jobs.sweep, "save_checkpoint") \
             else jobs.loop.save_checkpoint
-        pending: dict = {}
-        last_cpu = [time.process_time()]
-
-        def save(state, directory):
-            pending["at"] = time.time()
-            t = time.perf_counter()
-            path = real_save(state, directory)
-            pending["save_s"] = time.perf_counter() - t
-            return path
-
-        def report(metrics, checkpoint=None, **kw):
-            t = time.perf_counter()
-            out = real_report(metrics, checkpoint=checkpoint, **kw)
-            cpu = time.process_time()
-            rec = {"epoch": metrics["epoch"], "epoch_time_s": metrics["epoch_time_s"],
-                   "time_total_s": metrics["time_total_s"],
-                   "images_per_s": metrics["images_per_s"], "report_s": time.perf_counter() - t,
-                   "torch_threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads(),
-                   "omp_env": os.environ.get("OMP_NUM_THREADS", "unset"), "os_threads": _os_threads(),
-                   "cpu_s": cpu - last_cpu[0], "pid": os.getpid(), "procs": cpu_snapshot(driver_pid), **pending}
-            last_cpu[0] = cpu
-            pending.clear()
-            with open(trace_path, "a") as f:
-                f.write(json.dumps(rec) + "\n")
-            return out
+        save, report = _tracers(real_save, real_report, trace_path, driver_pid)
 
         # _trainable imports save_checkpoint from jobs.loop and reports through tune.report when it runs
         jobs.sweep.trial_config = lambda spec_dict, sampled: cfg
