@@ -1,5 +1,5 @@
-"""Fixed costs of `tunelab train`: process start to the first training step, in this process (Ray Train's local
-mode, the default without a cluster) and under a local Ray (`--ray`), beside the bare loop's.
+"""Fixed costs of `tunelab train`: process start to the first training step, in its own process (no Ray: the default
+without a cluster), under a local Ray (`--ray`) and on a warm head (`tunelab cluster start`), beside the bare loop's.
 
     python benchmarks/fixed_costs.py --data .cache/mnist     # writes the "fixed-costs" section
     python benchmarks/fixed_costs.py --data .cache/mnist --repeats 1 --no-write    # a quick look
@@ -224,7 +224,7 @@ def main() -> None:
         f"Command: `{' '.join(['python benchmarks/fixed_costs.py', *sys.argv[1:]])}` ({time.monotonic() - started:.0f} s)",
         "",
         f"`tunelab train --dataset mnist --model {a.model} --epochs 2 --subset {a.subset}` as a subprocess — in its "
-        f"own process (Ray Train's local mode, the default without a cluster), with `--ray` (a local Ray, "
+        f"own process (no Ray: the default without a cluster), with `--ray` (a local Ray, "
         f"TorchTrainer with one worker actor) and on a warm head (`tunelab cluster start` running: its workers have "
         f"torch preloaded; the CLI's own Ray connection and TorchTrainer set-up remain) — beside the "
         f"bare loop (`python -c`: import `jobs.loop.run_training`, load and split the same data, train the same "

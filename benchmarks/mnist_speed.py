@@ -175,7 +175,7 @@ def main() -> None:
                      f"{r['images_per_s']:,.0f} | {100 * r['test_acc']:.2f} % | {reached(r)} | {fmt_s(r['wall_s'])} |")
     med = statistics.median(r["train_s"] for r in seeds)
     med_wall = statistics.median(r["wall_s"] for r in seeds)
-    labels = {"local": "**`tunelab train --dataset mnist`** (in its process: Ray Train's local mode)",
+    labels = {"local": "**`tunelab train --dataset mnist`** (in its own process, no Ray)",
               "ray": "`tunelab train --dataset mnist --ray` (a local Ray, 1 worker actor)"}
     for mode, r in cli.items():
         lines.append(f"| {labels[mode]} | {len(r['epochs'])} | **{fmt_s(r['train_s'])}** | {r['images_per_s']:,.0f} | "

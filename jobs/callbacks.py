@@ -6,9 +6,6 @@ fails because Redis is unreachable: a write that fails is kept and retried with 
 
 from __future__ import annotations
 
-import datetime
-import shutil
-from pathlib import Path
 from typing import Any, Optional
 
 from ray.train import Checkpoint
@@ -30,36 +27,3 @@ class StoreCallback(UserCallback):
     def after_exception(self, run_context: Any, worker_exceptions: dict) -> None:
         self.w.flush(force=True)
 
-
-class LocalRecorder:
-    """What Ray Train's controller and `StoreCallback` do for a run, for Ray Train V2's local mode
-    (`ScalingConfig(num_workers=0)`), which has neither: each epoch's checkpoint is saved in the run's experiment
-    directory as Ray names them (`checkpoint_<time>`, the newest `keep` kept), then the epoch goes to the store
-    through the same buffer, with that checkpoint's path."""
-
-    def __init__(self, redis_url: str, trial_id: str, exp_dir: str, keep: int = 2):
-        self.trial_id = trial_id
-        self.exp_dir = Path(exp_dir)
-        self.keep = keep
-        self.w = BufferedWriter(redis_url)
-
-    def report(self, metrics: dict, state: Optional[dict]) -> None:
-        """A `jobs.loop.Reporter`: persist `state` (rank 0), tell Ray Train, write the epoch."""
-        import ray.train
-
-        from jobs.loop import save_checkpoint
-
-        if state is None:
-            ray.train.report(metrics)
-            self.w.call("record_epoch", self.trial_id, dict(metrics))
-            return
-        self.exp_dir.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S.%f")
-        final, part = self.exp_dir / f"checkpoint_{stamp}", self.exp_dir / f".checkpoint_{stamp}.part"
-        part.mkdir()
-        save_checkpoint(state, part)
-        part.rename(final)  # a crash mid-save leaves a .part folder, never a checkpoint_* that cannot be read
-        for old in sorted(d for d in self.exp_dir.glob("checkpoint_*") if d.is_dir())[:-self.keep]:
-            shutil.rmtree(old, ignore_errors=True)
-        ray.train.report(metrics, checkpoint=Checkpoint.from_directory(str(final)))
-        self.w.call("record_epoch", self.trial_id, dict(metrics), checkpoint=str(final))

@@ -351,7 +351,7 @@ def train(
         cfg = resolve_resources(cfg, info.cpus, local=True)
         waiting = _check_fits(info, worker_resources(cfg), cfg.workers, {}, knobs, "this run", "worker",
                               nodes=[{"CPU": info.cpus, "GPU": info.gpus}])
-    if not in_process:  # in process: Ray Train's local mode, no Ray to start and no actors (jobs.train.fit_local)
+    if not in_process:  # in process: no Ray to start and no actors (jobs.train.fit_local)
         err.print(f"using the running Ray head at {head} …" if head else
                   "starting Ray …" if not address else f"connecting to Ray at {address} …")
         info = connect(address or head)

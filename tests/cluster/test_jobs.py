@@ -108,7 +108,7 @@ def test_jobs_from_cli_and_python_api_succeed_and_are_ray_jobs(head, store):
 
 def test_local_run_and_run_on_the_warm_head_write_the_same_records(head, store, tmp_path, mnist_source):
     """`tunelab train` with no address: on the running head (`cluster start` recorded it), and with no head in this
-    process (Ray Train's local mode, no Ray started). Both write the same run, trial, epochs, checkpoint and test."""
+    process (as Ray Train's local mode runs a worker's loop; no Ray started). Both write the same run, trial, epochs, checkpoint and test."""
     from jobs.data import import_dir
     from jobs.loop import load_checkpoint
 
