@@ -58,6 +58,13 @@ class FitResult:
     error: Optional[str]
 
 
+def error_line(e: BaseException) -> str:
+    """How a run's failure is recorded: the exception's type and the last line of its message (a worker's error
+    arrives wrapped, its own words last), at most 300 characters."""
+    msg = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {(msg[-1] if msg else '')[:300]}"
+
+
 def worker_resources(cfg) -> dict[str, float]:
     """What each training worker of `cfg` (a TrainConfig, or a recipe's resources) asks Ray for: its CPUs (1 unless
     set) and, when it trains on GPUs, its share of them."""
@@ -102,9 +109,7 @@ def fit_local(cfg: TrainConfig, data, *, run_id: str, trial_id: str, redis_url: 
     try:
         run_training(cfg, data, report=recorder.report, device=device, init_state=init_state)
     except Exception as e:  # the loop's own error: the run failed (KeyboardInterrupt passes)
-        msg = str(e).strip().splitlines()
-        return FitResult(metrics={}, checkpoint_path=None, storage_path=exp_dir,
-                         error=f"{type(e).__name__}: {(msg[-1] if msg else '')[:300]}")
+        return FitResult(metrics={}, checkpoint_path=None, storage_path=exp_dir, error=error_line(e))
     finally:
         recorder.w.flush(force=True)  # what the store missed meanwhile; the caller waits for the rest
     return FitResult(metrics=recorder.last_metrics, checkpoint_path=recorder.last_checkpoint, storage_path=exp_dir,
@@ -147,12 +152,8 @@ def fit(cfg: TrainConfig, data_ref, *, run_id: str, trial_id: str, redis_url: st
     try:
         result = trainer.fit()
     except Exception as e:  # Train V2 raises when the run fails for good
-        msg = str(e).strip().splitlines()
-        return FitResult(metrics={}, checkpoint_path=None, storage_path=storage_path,
-                         error=f"{type(e).__name__}: {(msg[-1] if msg else '')[:300]}")
-    error = None
-    if result.error is not None:
-        error = f"{type(result.error).__name__}: {str(result.error).strip().splitlines()[-1][:300]}"
+        return FitResult(metrics={}, checkpoint_path=None, storage_path=storage_path, error=error_line(e))
+    error = error_line(result.error) if result.error is not None else None
     return FitResult(
         metrics=dict(result.metrics or {}),
         checkpoint_path=result.checkpoint.path if result.checkpoint else None,

@@ -335,7 +335,8 @@ def train(
     if address and not s.redis_url:
         raise UserError("a remote cluster cannot reach the embedded result store; set TUNELAB_REDIS_URL to a Redis both can reach")
 
-    from jobs.train import fit, fit_local, initial_state, resolve_resources, runs_in_process, trial_record, worker_resources
+    from jobs.train import (error_line, fit, fit_local, initial_state, resolve_resources, runs_in_process, trial_record,
+                            worker_resources)
 
     sp = data.spec(cfg.dataset)  # model and weights checked before any data is read
     init = initial_state(cfg, sp.num_classes[cfg.labels], sp.in_chans, sp.img_size)
@@ -436,8 +437,7 @@ def train(
     result = outcome.get("result")
     error = None
     if "exception" in outcome:
-        e = outcome["exception"]
-        error = f"{type(e).__name__}: {str(e).strip().splitlines()[-1][:300] if str(e).strip() else ''}"
+        error = error_line(outcome["exception"])
     elif result is not None and result.error:
         error = result.error
     status_word = "failed" if error else "completed"
@@ -685,7 +685,9 @@ def _run_sweep(spec, settings: Settings, store, *, address: Optional[str], stora
         summary = None
     except Exception as e:
         store.finish_run(run_id, "failed", error=f"{type(e).__name__}: {str(e)[:300]}")
-        raise UserError(f"sweep {spec.name} failed: {type(e).__name__}: {(str(e).strip().splitlines() or [''])[-1][:300]}") from None
+        from jobs.train import error_line
+
+        raise UserError(f"sweep {spec.name} failed: {error_line(e)}") from None
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
