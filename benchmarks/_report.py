@@ -22,7 +22,7 @@ def cpu_label() -> str:
     an AVX2-only machine (bf16 emulated, 4-20x slower than fp32) from one that computes bf16 natively."""
     import torch
 
-    from jobs.step import StepOptions, runtime_info
+    from tunelab.jobs.step import StepOptions, runtime_info
 
     info = runtime_info(torch.device("cpu"), StepOptions())
     return f"{info['device_name']}, {info['cpu_kind']}: {'native' if info['bf16_native'] else 'emulated'} bf16"
@@ -68,7 +68,7 @@ def scratch_root(prefix: str, mnist: Optional[Path] = None) -> Path:
 
     def cleanup() -> None:
         if (root / "redis").exists():  # results.embedded's server for this root; imported only when there is one
-            from results import embedded
+            from tunelab.results import embedded
 
             embedded.stop(root)
         shutil.rmtree(root, ignore_errors=True)
@@ -77,7 +77,7 @@ def scratch_root(prefix: str, mnist: Optional[Path] = None) -> Path:
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds through atexit
     if mnist is not None:
-        from jobs import data
+        from tunelab.jobs import data
 
         data.import_dir(mnist, root)
     return root

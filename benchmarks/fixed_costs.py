@@ -45,9 +45,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BARE = """
 import json, sys, time
 from pathlib import Path
-from jobs import data
-from jobs.config import make_config
-from jobs.loop import run_training
+from tunelab.jobs import data
+from tunelab.jobs.config import make_config
+from tunelab.jobs.loop import run_training
 
 def say(event, **kw):
     print(json.dumps({"event": event, "at": time.time(), **kw}), flush=True)
@@ -161,7 +161,7 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     a = ap.parse_args()
 
-    from results import ResultStore, embedded
+    from tunelab.results import ResultStore, embedded
 
     started = time.monotonic()
     root = tmp = scratch_root("tl-fixed-", a.data)  # the data root; the first-step traces go there too

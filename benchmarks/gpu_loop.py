@@ -36,11 +36,11 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
-import models  # noqa: E402
-from jobs.augment import Augmenter  # noqa: E402
-from jobs.step import (StepOptions, as_input, autocast, compiled, flops_per_image, fused_available, native_bf16,  # noqa: E402
+from tunelab import models  # noqa: E402
+from tunelab.jobs.augment import Augmenter  # noqa: E402
+from tunelab.jobs.step import (StepOptions, as_input, autocast, compiled, flops_per_image, fused_available, native_bf16,  # noqa: E402
                        prepare_model, train_step)
-from jobs.step import setup_device as step_setup_device  # noqa: E402
+from tunelab.jobs.step import setup_device as step_setup_device  # noqa: E402
 
 MODELS = ("resnet18", "resnet20", "wrn28_10", "efficientnet_b0", "vit_tiny")
 MEAN, STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)  # CIFAR-100's

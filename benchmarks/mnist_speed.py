@@ -37,8 +37,8 @@ TARGET = 0.99
 def bare_run(prepared, subset=None, device=None, **overrides) -> dict:
     """One training run of the bare loop on `device` (default CPU); its per-epoch metrics, summed train time and
     final test accuracy."""
-    from jobs.config import make_config
-    from jobs.loop import run_training
+    from tunelab.jobs.config import make_config
+    from tunelab.jobs.loop import run_training
 
     cfg = make_config(dataset="mnist", subset=subset, **overrides)
     epochs: list[dict] = []
@@ -63,7 +63,7 @@ def cli_run(data_root: Path, subset=None, ray: bool = False) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"tunelab train failed: {proc.stderr.strip().splitlines()[-1:]}")
     record = json.loads(proc.stdout)
-    from results import open_store
+    from tunelab.results import open_store
 
     store = open_store(None, data_root)
     epochs = store.epochs(record["trial_id"])
@@ -91,9 +91,9 @@ def main() -> None:
 
     import torch
 
-    from jobs import data
-    from jobs.config import RECIPES
-    from jobs.step import native_bf16
+    from tunelab.jobs import data
+    from tunelab.jobs.config import RECIPES
+    from tunelab.jobs.step import native_bf16
 
     if a.device == "cuda" and not torch.cuda.is_available():
         ap.exit(2, "mnist_speed.py: --device cuda, but torch sees no CUDA device (leave --device out for the CPU)\n")

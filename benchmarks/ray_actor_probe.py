@@ -11,7 +11,7 @@ the CPU seconds and context switches of the steady epochs (/proc/self/task/*/sta
 Switches (each applies to every mode, except --omp-in-main: driver and actor modes only):
   --omp-in-main      run an OpenMP-parallel torch op in the training process's main thread before training (in the
                      driver modes, in this process's main thread; in the actor modes, in the actor's main thread)
-  --no-fix           replace jobs.step.single_channel_nhwc (tunelab's fix: 1-channel batches as channels-last
+  --no-fix           replace tunelab.jobs.step.single_channel_nhwc (tunelab's fix: 1-channel batches as channels-last
                      views) by the identity
   --layout L         the 1-channel image arrays as they arrive (as-is), as a pickle round trip gives them
                      (pickled: channel stride H*W, as in any Ray worker) or with channel stride 1 (nhwc, as
@@ -139,10 +139,10 @@ class Meter:
 
 def _apply(opts: dict, prepared):
     """The switches that act inside the training process: tunelab's layout fix off, the data's layout changed."""
-    import jobs.step
+    import tunelab.jobs.step
 
     if opts["no_fix"]:
-        jobs.step.single_channel_nhwc = lambda x: x
+        tunelab.jobs.step.single_channel_nhwc = lambda x: x
     if opts["layout"] == "as-is":
         return prepared
     import dataclasses
@@ -164,7 +164,7 @@ def _apply(opts: dict, prepared):
 def measured_run(cfg, prepared, in_thread: bool, opts: dict) -> dict:
     """`run_training` here (or in a new thread of this process), measured."""
     prepared = _apply(opts, prepared)
-    from jobs.loop import run_training
+    from tunelab.jobs.loop import run_training
 
     meter = Meter(opts["gc"], opts["perf"] and f"{opts['perf']}.{opts['n']}.data")
 
@@ -182,11 +182,11 @@ def measured_run(cfg, prepared, in_thread: bool, opts: dict) -> dict:
 
 
 def _measured_entry(out_path: str, opts: dict, entry):
-    """Run `entry()` (the real worker function) with jobs.loop.run_training measured; result to out_path."""
-    import jobs.loop
-    import jobs.sweep
+    """Run `entry()` (the real worker function) with tunelab.jobs.loop.run_training measured; result to out_path."""
+    import tunelab.jobs.loop
+    import tunelab.jobs.sweep
 
-    real = jobs.loop.run_training
+    real = tunelab.jobs.loop.run_training
     meter = Meter(opts["gc"], opts["perf"] and f"{opts['perf']}.{opts['n']}.data")
 
     def run_training(cfg, data, *, report, **kw):
@@ -194,16 +194,16 @@ def _measured_entry(out_path: str, opts: dict, entry):
         meter.start()
         return real(cfg, data, report=meter.wrap(report), **kw)
 
-    jobs.loop.run_training = run_training
+    tunelab.jobs.loop.run_training = run_training
     try:
         entry()
     finally:
-        jobs.loop.run_training = real
+        tunelab.jobs.loop.run_training = real
     Path(out_path).write_text(json.dumps(meter.result()))
 
 
 def run_train_worker(cfg, ref, tmp: Path, env: dict, opts: dict, n: int) -> dict:
-    """The loop in a real Ray Train V2 worker: `jobs.loop.train_loop_per_worker` under a 1-worker TorchTrainer."""
+    """The loop in a real Ray Train V2 worker: `tunelab.jobs.loop.train_loop_per_worker` under a 1-worker TorchTrainer."""
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -212,9 +212,9 @@ def run_train_worker(cfg, ref, tmp: Path, env: dict, opts: dict, n: int) -> dict
     def worker(config: dict) -> None:
         if opts["omp_in_main"]:
             raise SystemExit("--omp-in-main is not available for train-worker (its main thread is Ray's)")
-        import jobs.loop
+        import tunelab.jobs.loop
 
-        _measured_entry(str(out), opts, lambda: jobs.loop.train_loop_per_worker(config))
+        _measured_entry(str(out), opts, lambda: tunelab.jobs.loop.train_loop_per_worker(config))
 
     TorchTrainer(worker, train_loop_config={"cfg": cfg.model_dump(), "data": ref, "init": None},
                  scaling_config=ScalingConfig(num_workers=1, resources_per_worker={"CPU": cfg.cpus_per_worker}),
@@ -224,7 +224,7 @@ def run_train_worker(cfg, ref, tmp: Path, env: dict, opts: dict, n: int) -> dict
 
 
 def run_sweep_trial(cfg, ref, tmp: Path, env: dict, opts: dict, n: int) -> dict:
-    """The loop in a real Tune function trial: `jobs.sweep._trainable`, its TrainConfig fixed to `cfg`."""
+    """The loop in a real Tune function trial: `tunelab.jobs.sweep._trainable`, its TrainConfig fixed to `cfg`."""
     from ray import tune
     from ray.tune import RunConfig, TuneConfig, Tuner
 
@@ -232,10 +232,10 @@ def run_sweep_trial(cfg, ref, tmp: Path, env: dict, opts: dict, n: int) -> dict:
     storage = str(tmp / "exp")
 
     def trainable(config: dict, data_ref) -> None:
-        import jobs.sweep
+        import tunelab.jobs.sweep
 
-        jobs.sweep.trial_config = lambda spec_dict, sampled: cfg
-        _measured_entry(str(out), opts, lambda: jobs.sweep._trainable(config, {}, data_ref, storage))
+        tunelab.jobs.sweep.trial_config = lambda spec_dict, sampled: cfg
+        _measured_entry(str(out), opts, lambda: tunelab.jobs.sweep._trainable(config, {}, data_ref, storage))
 
     t = tune.with_resources(tune.with_parameters(trainable, data_ref=ref), {"CPU": cfg.cpus_per_worker})
     # a trial's process takes the job's runtime_env: the env vars are set through ray.init (see main)
@@ -280,9 +280,9 @@ def main() -> None:
     opts = {"no_fix": a.no_fix, "layout": a.layout, "gc": a.gc, "omp_in_main": a.omp_in_main, "perf": a.perf, "n": "warm"}
     import ray
 
-    from jobs import data
-    from jobs.config import make_config
-    from jobs.step import MALLOC_ENV
+    from tunelab.jobs import data
+    from tunelab.jobs.config import make_config
+    from tunelab.jobs.step import MALLOC_ENV
 
     env = {"OMP_NUM_THREADS": str(threads), **MALLOC_ENV}
     for kv in a.env:

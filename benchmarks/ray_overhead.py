@@ -7,13 +7,13 @@ one run.
 Both sides train the same `TrainConfig` (`cnn` on a real-MNIST subset, every core as torch threads) on the same
 prepared arrays, in the order bare, Ray, sweep, sweep, Ray, bare … so that a drift in the machine's speed cancels:
 
-- bare: `jobs.loop.run_training` in this process, no Ray running; its reporter saves the checkpoint to a
-  temporary directory with `jobs.loop.save_checkpoint`, as the Ray worker's reporter does, and nothing else.
-- Ray: `jobs.train.fit`, the TorchTrainer `tunelab train` launches (1 worker holding all CPUs, StoreCallback
+- bare: `tunelab.jobs.loop.run_training` in this process, no Ray running; its reporter saves the checkpoint to a
+  temporary directory with `tunelab.jobs.loop.save_checkpoint`, as the Ray worker's reporter does, and nothing else.
+- Ray: `tunelab.jobs.train.fit`, the TorchTrainer `tunelab train` launches (1 worker holding all CPUs, StoreCallback
   writing every epoch to an embedded Redis), in a local Ray instance started for the run and shut down after.
   Only the worker function is wrapped, to note per epoch the worker's thread counts, how long checkpoint
   saving and `ray.train.report` took, and the CPU time of every process of the run (psutil).
-- sweep trial: `jobs.sweep._trainable` as a one-worker sweep runs it, in a Tune function trial holding every CPU
+- sweep trial: `tunelab.jobs.sweep._trainable` as a one-worker sweep runs it, in a Tune function trial holding every CPU
   (its TrainConfig fixed to the same config), traced the same way.
 
 An untimed one-epoch bare run warms this process first, and the first epoch of each run is dropped. Figures are medians over the remaining epochs of all rounds:
@@ -130,23 +130,23 @@ def _tracers(real_save, real_report, trace_path: str, driver_pid: int):
 
 
 def _traced_loop(trace_path: str, driver_pid: int):
-    """`jobs.loop.train_loop_per_worker`, noting per report: threads, checkpoint save and ray.train.report times."""
+    """`tunelab.jobs.loop.train_loop_per_worker`, noting per report: threads, checkpoint save and ray.train.report times."""
 
     def loop(config: dict) -> None:
         entered = time.time()
         import ray.train
 
-        import jobs.loop
+        import tunelab.jobs.loop
 
         with open(trace_path, "a") as f:
             f.write(json.dumps({"event": "entered", "at": entered}) + "\n")
 
         real_report = getattr(ray.train.report, "__wrapped__", ray.train.report)
-        real_save = getattr(jobs.loop.save_checkpoint, "__wrapped__", jobs.loop.save_checkpoint)
+        real_save = getattr(tunelab.jobs.loop.save_checkpoint, "__wrapped__", tunelab.jobs.loop.save_checkpoint)
         save, report = _tracers(real_save, real_report, trace_path, driver_pid)
         save.__wrapped__, report.__wrapped__ = real_save, real_report
-        jobs.loop.save_checkpoint, ray.train.report = save, report
-        jobs.loop.train_loop_per_worker(config)
+        tunelab.jobs.loop.save_checkpoint, ray.train.report = save, report
+        tunelab.jobs.loop.train_loop_per_worker(config)
 
     return loop
 
@@ -155,7 +155,7 @@ def run_bare(cfg, prepared) -> tuple[list[dict], float]:
     """Per-epoch records of the bare loop in this process, and its wall time."""
     import torch
 
-    from jobs.loop import run_training, save_checkpoint
+    from tunelab.jobs.loop import run_training, save_checkpoint
 
     rows: list[dict] = []
     last_cpu = [time.process_time()]
@@ -184,16 +184,16 @@ def run_bare(cfg, prepared) -> tuple[list[dict], float]:
 
 
 def run_ray(cfg, prepared, store, tmp: Path, n: int) -> tuple[list[dict], float, float]:
-    """Per-epoch records of the same config under `jobs.train.fit`, fit's wall time, and the CPUs Ray saw.
+    """Per-epoch records of the same config under `tunelab.jobs.train.fit`, fit's wall time, and the CPUs Ray saw.
 
     A local Ray instance is started for the run and shut down after it, so the bare runs have none beside them.
     """
     import ray
 
-    import jobs.loop
-    import jobs.train
-    from cluster import connect, disconnect
-    from jobs.train import fit, trial_record
+    import tunelab.jobs.loop
+    import tunelab.jobs.train
+    from tunelab.cluster import connect, disconnect
+    from tunelab.jobs.train import fit, trial_record
 
     run_id, trial_id = f"ray-overhead-{n}", f"ray-overhead-{n}-t0"
     trace = tmp / f"trace-{n}.jsonl"
@@ -218,7 +218,7 @@ def run_ray(cfg, prepared, store, tmp: Path, n: int) -> tuple[list[dict], float,
     recs = [json.loads(line) for line in trace.read_text().splitlines()] if trace.exists() else []
     entered = next((r["at"] for r in recs if r.get("event") == "entered"), None)
     if entered is None:
-        raise SystemExit("the Ray run left no trace: jobs.train.fit no longer takes train_loop_per_worker from "
+        raise SystemExit("the Ray run left no trace: tunelab.jobs.train.fit no longer takes train_loop_per_worker from "
                          "jobs.loop or jobs.train; update run_ray")
     rows = [r for r in recs if "event" not in r]
     _add_walls(rows, t0)
@@ -232,45 +232,45 @@ def run_ray(cfg, prepared, store, tmp: Path, n: int) -> tuple[list[dict], float,
 
 
 def _traced_trainable(trace_path: str, driver_pid: int, cfg_dict: dict, storage_path: str):
-    """A Tune function trainable that runs `jobs.sweep._trainable` as a one-worker sweep trial does (its TrainConfig
+    """A Tune function trainable that runs `tunelab.jobs.sweep._trainable` as a one-worker sweep trial does (its TrainConfig
     fixed to `cfg_dict`), noting per report what `_traced_loop` notes for the Train worker."""
 
     def trainable(config: dict, data_ref) -> None:
         entered = time.time()
         from ray import tune
 
-        import jobs.loop
-        import jobs.sweep
-        from jobs.config import TrainConfig
+        import tunelab.jobs.loop
+        import tunelab.jobs.sweep
+        from tunelab.jobs.config import TrainConfig
 
         with open(trace_path, "a") as f:
             f.write(json.dumps({"event": "entered", "at": entered}) + "\n")
         cfg = TrainConfig.model_validate(cfg_dict)
-        real_report, real_save = tune.report, jobs.sweep.save_checkpoint if hasattr(jobs.sweep, "save_checkpoint") \
-            else jobs.loop.save_checkpoint
+        real_report, real_save = tune.report, tunelab.jobs.sweep.save_checkpoint if hasattr(jobs.sweep, "save_checkpoint") \
+            else tunelab.jobs.loop.save_checkpoint
         save, report = _tracers(real_save, real_report, trace_path, driver_pid)
 
         # _trainable imports save_checkpoint from jobs.loop and reports through tune.report when it runs
-        jobs.sweep.trial_config = lambda spec_dict, sampled: cfg
-        jobs.loop.save_checkpoint, tune.report = save, report
+        tunelab.jobs.sweep.trial_config = lambda spec_dict, sampled: cfg
+        tunelab.jobs.loop.save_checkpoint, tune.report = save, report
         try:
-            jobs.sweep._trainable(config, {}, data_ref, storage_path)
+            tunelab.jobs.sweep._trainable(config, {}, data_ref, storage_path)
         finally:
-            jobs.loop.save_checkpoint, tune.report = real_save, real_report
+            tunelab.jobs.loop.save_checkpoint, tune.report = real_save, real_report
 
     return trainable
 
 
 def run_sweep(cfg, prepared, tmp: Path, n: int) -> tuple[list[dict], float, float]:
     """Per-epoch records of the same config as one single-worker sweep trial (a Tune function trainable running
-    `jobs.sweep._trainable`, all CPUs), the Tuner's wall time, and the CPUs Ray saw. Like `run_ray`, in a local
+    `tunelab.jobs.sweep._trainable`, all CPUs), the Tuner's wall time, and the CPUs Ray saw. Like `run_ray`, in a local
     Ray instance started for the run."""
     import ray
     from ray import tune
     from ray.tune import RunConfig, TuneConfig, Tuner
 
-    from cluster import connect, disconnect
-    from jobs.sweep import worker_resources
+    from tunelab.cluster import connect, disconnect
+    from tunelab.jobs.sweep import worker_resources
 
     trace = tmp / f"trace-sweep-{n}.jsonl"
     storage = str(tmp / "sweep-exp")
@@ -291,7 +291,7 @@ def run_sweep(cfg, prepared, tmp: Path, n: int) -> tuple[list[dict], float, floa
     entered = next((r["at"] for r in recs if r.get("event") == "entered"), None)
     rows = [r for r in recs if "event" not in r]
     if entered is None or not rows:
-        raise SystemExit("the sweep trial left no trace: update run_sweep for jobs.sweep._trainable")
+        raise SystemExit("the sweep trial left no trace: update run_sweep for tunelab.jobs.sweep._trainable")
     _add_walls(rows, t0)
     rows[0]["fixed"] = {"to_worker": entered - t0, "to_first_step": _loop_start(rows) - entered,
                         "after_last_report": t_end - rows[-1]["at"]}
@@ -333,9 +333,9 @@ def main() -> None:
 
     import torch
 
-    from jobs import data
-    from jobs.config import make_config
-    from results import open_store
+    from tunelab.jobs import data
+    from tunelab.jobs.config import make_config
+    from tunelab.results import open_store
 
     started = time.monotonic()
     cores = os.cpu_count() or 1
@@ -380,8 +380,8 @@ def main() -> None:
         last = rows[-1]
         walls = [w for _, w in runs[mode]]
         driver = f" ({_med(rows, 'driver_wall_s'):.2f} at the driver)" if mode == "ray" else ""
-        name = {"bare": "bare loop, this process", "ray": "Ray Train (`jobs.train.fit`)",
-                "sweep": "sweep trial (Tune function, `jobs.sweep._trainable`)"}[mode]
+        name = {"bare": "bare loop, this process", "ray": "Ray Train (`tunelab.jobs.train.fit`)",
+                "sweep": "sweep trial (Tune function, `tunelab.jobs.sweep._trainable`)"}[mode]
         return (f"| {name} | "
                 f"{last['torch_threads']} / {last['interop_threads']} / {last['omp_env']} / {last['os_threads']} | "
                 f"**{_med(rows, 'epoch_time_s'):.2f}** | {_med(rows, 'images_per_s'):,.0f} | "
@@ -468,7 +468,7 @@ def main() -> None:
         "Run wall: start of `run_training` / `fit` / `Tuner.fit` to its "
         "return, Ray's start-up and teardown of the run included (each Ray run starts a local Ray instance before "
         "it and shuts it down after, outside that time; the bare runs have no Ray beside them). The sweep trial "
-        "runs `jobs.sweep._trainable` in a Tune function trial holding every CPU, its TrainConfig fixed to the "
+        "runs `tunelab.jobs.sweep._trainable` in a Tune function trial holding every CPU, its TrainConfig fixed to the "
         "same config, in a local Ray started as `tunelab sweep` starts it.",
     ])
     print(body)

@@ -100,7 +100,7 @@ def versions() -> str:
         except metadata.PackageNotFoundError:
             parts.append(f"{pkg} not installed")
     try:
-        from results import embedded
+        from tunelab.results import embedded
 
         out = subprocess.run([embedded.server_binary(), "--version"], capture_output=True, text=True, timeout=10).stdout
         ver = next((w.split("=", 1)[1] for w in out.split() if w.startswith("v=")), out.strip() or "?")

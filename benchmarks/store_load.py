@@ -35,7 +35,7 @@ MODELS = [("cnn", "cnn"), ("resnet20", "resnet_cifar"), ("wrn16_4", "wrn"), ("vi
 
 
 def _write_sweeps(url: str, sweeps: list[int], epochs: int, out) -> None:
-    from results import ResultStore
+    from tunelab.results import ResultStore
 
     store = ResultStore.from_url(url)
     n = 0
@@ -132,7 +132,7 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true")
     a = ap.parse_args()
 
-    from results import embedded
+    from tunelab.results import embedded
 
     tmp = scratch_root("tl-load-")
     url = embedded.ensure_running(tmp)

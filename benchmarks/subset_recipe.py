@@ -36,9 +36,9 @@ def main() -> None:
         sys.exit(print(f"no MNIST files under {args.data}; run `bash .ci/fetch-mnist` and pass --data .cache/mnist",
                        file=sys.stderr) or 2)
 
-    from jobs import data
-    from jobs.config import RECIPES, make_config
-    from jobs.loop import run_training
+    from tunelab.jobs import data
+    from tunelab.jobs.config import RECIPES, make_config
+    from tunelab.jobs.loop import run_training
 
     root = scratch_root("tl-subset-", args.data)
     raw = data.load("mnist", root)

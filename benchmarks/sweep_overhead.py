@@ -32,11 +32,11 @@ def main() -> None:
 
     import ray
 
-    import search_spaces
-    from cluster import connect
-    from jobs import data
-    from jobs.sweep import run_sweep
-    from results import open_store
+    from tunelab import search_spaces
+    from tunelab.cluster import connect
+    from tunelab.jobs import data
+    from tunelab.jobs.sweep import run_sweep
+    from tunelab.results import open_store
 
     tmp = scratch_root("tl-bench-sweep-", a.data)
     spec_path = tmp / "overhead.yaml"

@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-import models  # noqa: E402
+from tunelab import models  # noqa: E402
 from benchmarks._report import write_section  # noqa: E402
 from benchmarks.gpu_loop import Measurement, device_name, measure_safely, setup_device  # noqa: E402
-from jobs.step import StepOptions  # noqa: E402
+from tunelab.jobs.step import StepOptions  # noqa: E402
 
 # The family's everyday model; a family not named here is represented by its first registered model.
 REPRESENTATIVE = {"cnn": "cnn_bn", "resnet_cifar": "resnet20", "resnet_timm": "resnet18", "wrn": "wrn16_4",

@@ -17,9 +17,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._report import scratch_root, write_section  # noqa: E402
-from jobs import data  # noqa: E402
-from jobs.config import make_config  # noqa: E402
-from jobs.loop import run_training  # noqa: E402
+from tunelab.jobs import data  # noqa: E402
+from tunelab.jobs.config import make_config  # noqa: E402
+from tunelab.jobs.loop import run_training  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WEIGHTS = ROOT.parent / "shared" / "weights" / "tf_efficientnet_lite0.in1k.pth"

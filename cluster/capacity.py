@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from cluster.connect import IN_PROCESS, ClusterError, ClusterInfo
+from tunelab.cluster.connect import IN_PROCESS, ClusterError, ClusterInfo
 
 PENDING_REPORT_S = 30.0  # how often a run on an autoscaling cluster says what still waits for resources
 _EPS = 1e-4  # Ray counts resources in units of 1/10,000

@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from typing import Optional
 from urllib.parse import urlsplit
 
+from tunelab.errors import TunelabError
 
-class ClusterError(RuntimeError):
+
+class ClusterError(TunelabError, RuntimeError):
     """Ray cannot be started or reached; the message names the problem and the fix."""
 
 
@@ -83,13 +85,13 @@ def local_info() -> ClusterInfo:
 def running_head(data_dir) -> Optional[str]:
     """The GCS address of the Ray head `tunelab cluster start` runs on this machine (recorded under `data_dir`),
     if it is up: commands without an address use it, and its warm workers, instead of starting a Ray of their own."""
-    from cluster.head import is_running, read_state
+    from tunelab.cluster.head import is_running, read_state
 
     info = read_state(data_dir)
     if info is None or not is_running(info):
         return None
     if info.token:  # the head asks for Ray's token, as `cluster start` set it up
-        from cluster.auth import enable_token_auth
+        from tunelab.cluster.auth import enable_token_auth
 
         enable_token_auth()
     return info.gcs_address

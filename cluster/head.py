@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
-from cluster.connect import ClusterError
+from tunelab.cluster.connect import ClusterError
 
 DEFAULT_PORT = 6380  # Ray's default GCS port is Redis's 6379
 DEFAULT_DASHBOARD_PORT = 8265
@@ -127,7 +127,7 @@ def start(data_dir: Path, *, port: int = DEFAULT_PORT, dashboard_port: int = DEF
         env.setdefault(key, value)
     if env.get("RAY_AUTH_MODE", "token") == "token":
         # `ray start` turns token auth on only when a token exists (`ray.init` makes one): make sure it does
-        from cluster.auth import token_source
+        from tunelab.cluster.auth import token_source
 
         if token_source() is None:
             gen = subprocess.run([_ray_cli(), "get-auth-token", "--generate"], capture_output=True, text=True, timeout=60)
@@ -145,7 +145,7 @@ def start(data_dir: Path, *, port: int = DEFAULT_PORT, dashboard_port: int = DEF
     if session is None:
         raise ClusterError(f"`ray start --head` reported success but no Ray GCS serves port {port}; see {log}")
     node_ip = _node_ip(text) or "127.0.0.1"
-    from cluster.auth import enable_token_auth
+    from tunelab.cluster.auth import enable_token_auth
 
     info = HeadInfo(gcs_address=f"{node_ip}:{port}",
                     dashboard_url=f"http://{'127.0.0.1' if dashboard_host in ('127.0.0.1', '0.0.0.0') else dashboard_host}:{dashboard_port}",

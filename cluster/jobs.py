@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import AsyncIterator, Optional
 from urllib.parse import urlsplit
 
-from cluster.auth import auth_headers, auth_message, enable_token_auth, is_auth_error
-from cluster.connect import ClusterError
+from tunelab.cluster.auth import auth_headers, auth_message, enable_token_auth, is_auth_error
+from tunelab.cluster.connect import ClusterError
 
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
 # Never shipped with a job: environments, data, results, caches, build and test outputs.
@@ -43,7 +43,7 @@ def resolve_address(address: Optional[str], data_dir: Optional[Path] = None) -> 
         if value.startswith(("http://", "https://")):
             return value
     if data_dir is not None:
-        from cluster.head import read_state
+        from tunelab.cluster.head import read_state
 
         state = read_state(data_dir)
         if state:
@@ -108,7 +108,7 @@ def is_local(address: str) -> bool:
 def job_env(address: str, *, redis_url: Optional[str], storage: Optional[str], data_dir: Path,
             data_dir_explicit: bool) -> dict[str, str]:
     """The settings a job needs, for a head at `address`."""
-    from results import embedded
+    from tunelab.results import embedded
 
     local = is_local(address)
     env = {"PYTHONUNBUFFERED": "1", "RAY_USAGE_STATS_ENABLED": "0"}

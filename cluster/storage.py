@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from cluster.connect import ClusterError, ClusterInfo
+from tunelab.cluster.connect import ClusterError, ClusterInfo
 
 FIX = "pass --storage s3://BUCKET/PATH, gs://BUCKET/PATH or a path every node mounts (or set TUNELAB_STORAGE)"
 

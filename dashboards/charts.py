@@ -12,7 +12,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from dashboards.schemas import Trial
+from tunelab.dashboards.schemas import Trial
 
 TOP_CURVES = 10  # learning curves drawn in colour; other finished trials and early-stopped ones in grey
 MAX_GREY_CURVES = 200

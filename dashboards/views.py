@@ -6,7 +6,16 @@ from __future__ import annotations
 import threading
 from typing import Any, Optional
 
-from dashboards.schemas import Board, LeaderboardRow, RunDetail, RunRow, Trial, TrialDetail
+from tunelab.dashboards.schemas import (
+    Board,
+    LeaderboardRow,
+    RunDetail,
+    RunRow,
+    Trial,
+    TrialDetail,
+)
+
+from tunelab.errors import TunelabError
 
 DATASETS = ("mnist", "cifar100")
 LABELS = {"mnist": ("fine",), "cifar100": ("fine", "coarse")}
@@ -18,7 +27,7 @@ SORTS = ("rank", "run_name", "trial", "model", "family", "pretrained", "augment"
 PRETRAINED_FILTERS = ("any", "yes", "no")
 
 
-class ViewError(ValueError):
+class ViewError(TunelabError, ValueError):
     """A request for something the store cannot show (unknown dataset/label, bad sort); names the choices."""
 
 

@@ -24,10 +24,10 @@ from fastapi.templating import Jinja2Templates
 from fastapi_offline import FastAPIOffline
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from dashboards import charts, views
-from dashboards.schemas import Board, Health, LeaderboardRow, RunDetail, RunRow, TrialDetail
-from dashboards.terminal import pretrained_label
-from results import ResultStore, keys, redact
+from tunelab.dashboards import charts, views
+from tunelab.dashboards.schemas import Board, Health, LeaderboardRow, RunDetail, RunRow, TrialDetail
+from tunelab.dashboards.terminal import pretrained_label
+from tunelab.results import ResultStore, keys, redact
 
 HERE = Path(__file__).parent
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"

@@ -4,14 +4,14 @@ Importing this package imports neither Ray nor pydantic (`jobs.step` and `jobs.a
 torchvision and timm are installed, as on a bare GPU box); `jobs.config`, `jobs.train` and `jobs.callbacks` do.
 """
 
-from jobs.errors import JobError, TrainingDiverged
+from tunelab.jobs.errors import JobError, TrainingDiverged
 
 __all__ = ["JobError", "TrainConfig", "TrainingDiverged", "make_config"]
 
 
 def __getattr__(name: str):
     if name in ("TrainConfig", "make_config"):
-        from jobs import config
+        from tunelab.jobs import config
 
         return getattr(config, name)
     raise AttributeError(f"module 'jobs' has no attribute {name!r}")

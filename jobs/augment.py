@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from jobs.policies import OPS, Op, parse_policy
+from tunelab.jobs.policies import OPS, Op, parse_policy
 
 
 def _crop_flip(x: torch.Tensor, pad: int, flip_p: float, g: torch.Generator) -> torch.Tensor:

@@ -11,7 +11,7 @@ from typing import Any, Optional
 from ray.train import Checkpoint
 from ray.train.v2.api.callback import UserCallback
 
-from results.buffer import BufferedWriter
+from tunelab.results.buffer import BufferedWriter
 
 
 class StoreCallback(UserCallback):

@@ -7,7 +7,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from jobs.errors import JobError
+from tunelab.jobs.errors import JobError
 
 __all__ = ["JobError", "TrainConfig", "describe_validation_error", "make_config"]
 
@@ -96,13 +96,13 @@ class TrainConfig(BaseModel):
             object.__setattr__(self, "pretrained", "false")
         elif self.pretrained.lower() in ("1", "yes", "true"):
             object.__setattr__(self, "pretrained", "true")
-        import models  # an unknown model fails here, with the registry's list of names
+        from tunelab import models  # an unknown model fails here, with the registry's list of names
 
         models.model_info(self.model)
-        from jobs.policies import canonical
+        from tunelab.jobs.policies import canonical
 
         object.__setattr__(self, "augment", canonical(self.augment, self.dataset))
-        from jobs.policies import mixes
+        from tunelab.jobs.policies import mixes
 
         if mixes(self.augment, self.dataset) and self.per_worker_batch % 2:
             raise ValueError(f"mixup/cutmix pair samples within a batch: the per-worker batch "
@@ -133,7 +133,7 @@ class TrainConfig(BaseModel):
 
     def step_options(self, device) -> "StepOptions":
         """The speed options for training on `device` (a torch.device), with `auto` resolved."""
-        from jobs.step import StepOptions, native_bf16
+        from tunelab.jobs.step import StepOptions, native_bf16
 
         amp = self.precision == "bf16" or (self.precision == "auto" and native_bf16(device))
         channels_last = device.type == "cuda" if self.channels_last is None else self.channels_last

@@ -21,7 +21,7 @@ from typing import Optional
 
 import numpy as np
 
-from jobs.errors import JobError
+from tunelab.jobs.errors import JobError
 
 
 @dataclass(frozen=True)

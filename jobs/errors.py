@@ -1,9 +1,11 @@
 """The jobs room's one error type."""
 
+from tunelab.errors import TunelabError
 
-class JobError(ValueError):
+
+class JobError(TunelabError, ValueError):
     """Bad input to a job (config, data, checkpoint); the message names the problem and the fix."""
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(TunelabError, RuntimeError):
     """The loss became NaN or infinite; the trial is failed, the sweep goes on."""

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from jobs.errors import JobError
+from tunelab.jobs.errors import JobError
 
 MANIFEST = "tunelab-run.json"
 _TRIAL_DIR = re.compile(r"_([0-9a-f]{5}_\d{5})_")
@@ -64,15 +64,15 @@ def import_dir(root: Path, store) -> list[str]:
 
 
 def _import_run(man: dict, exp_dir: Path, store) -> None:
-    from jobs.config import TrainConfig
-    from jobs.train import trial_record
+    from tunelab.jobs.config import TrainConfig
+    from tunelab.jobs.train import trial_record
 
     run_id = man["run_id"]
     store.start_run(run_id, kind=man["kind"], name=man["name"], dataset=man["dataset"], labels=man["labels"],
                     config=man["config"], storage_path=man.get("storage_path", ""), started=man.get("started"))
     tests = man.get("tests") or {}
     if man["kind"] == "sweep":
-        from jobs.sweep import DIVERGED, result_metrics, trial_config
+        from tunelab.jobs.sweep import DIVERGED, result_metrics, trial_config
 
         for trial_dir in sorted(d for d in exp_dir.iterdir() if d.is_dir() and (d / "result.json").exists()):
             results = [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines() if line.strip()]
@@ -104,7 +104,7 @@ def _import_run(man: dict, exp_dir: Path, store) -> None:
         newest = _newest_checkpoint(exp_dir)
         history: list[dict] = []
         if newest is not None:
-            from jobs.loop import load_checkpoint
+            from tunelab.jobs.loop import load_checkpoint
 
             history = load_checkpoint(newest).get("history", [])
         for metrics in history:
@@ -120,7 +120,7 @@ def _import_run(man: dict, exp_dir: Path, store) -> None:
 
 
 def _newest_checkpoint(trial_dir: Path) -> Optional[Path]:
-    from jobs.loop import CHECKPOINT_FILE
+    from tunelab.jobs.loop import CHECKPOINT_FILE
 
     saved = [d for d in trial_dir.glob("checkpoint_*") if (d / CHECKPOINT_FILE).is_file()]
     return max(saved, key=lambda d: (d / CHECKPOINT_FILE).stat().st_mtime_ns) if saved else None

@@ -23,12 +23,12 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-import models
-from jobs.augment import Augmenter
-from jobs.config import TrainConfig
-from jobs.data import PreparedData, epoch_indices
-from jobs.errors import JobError, TrainingDiverged
-from jobs.step import StepOptions, as_input, autocast, compiled, prepare_model, runtime_info, setup_device, train_step
+from tunelab import models
+from tunelab.jobs.augment import Augmenter
+from tunelab.jobs.config import TrainConfig
+from tunelab.jobs.data import PreparedData, epoch_indices
+from tunelab.jobs.errors import JobError, TrainingDiverged
+from tunelab.jobs.step import StepOptions, as_input, autocast, compiled, prepare_model, runtime_info, setup_device, train_step
 
 CHECKPOINT_FILE = "checkpoint.pt"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from jobs.errors import JobError
+from tunelab.jobs.errors import JobError
 
 
 @dataclass(frozen=True)

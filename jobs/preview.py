@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from jobs.augment import Augmenter
-from jobs.data import RawDataset, spec
+from tunelab.jobs.augment import Augmenter
+from tunelab.jobs.data import RawDataset, spec
 
 SCALE = 4  # 28-32 px tiles are too small to judge; nearest-neighbour keeps pixels honest
 LABEL_H = 14
@@ -54,6 +54,6 @@ def render_preview(raw: RawDataset, policy: str, out: Path, n: int = 32, seed: i
 
 
 def aug_name(policy: str, dataset: str) -> str:
-    from jobs.policies import canonical
+    from tunelab.jobs.policies import canonical
 
     return canonical(policy, dataset)

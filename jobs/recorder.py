@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
-from results.buffer import BufferedWriter
+from tunelab.results.buffer import BufferedWriter
 
 
 class LocalRecorder:
@@ -27,7 +27,7 @@ class LocalRecorder:
 
     def report(self, metrics: dict, state: Optional[dict]) -> None:
         """A `jobs.loop.Reporter` (one rank: `state` is always given): persist `state`, write the epoch."""
-        from jobs.loop import save_checkpoint
+        from tunelab.jobs.loop import save_checkpoint
 
         self.exp_dir.mkdir(parents=True, exist_ok=True)
         stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S.%f")

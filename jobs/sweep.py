@@ -21,8 +21,8 @@ import ray
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0 and our quiet reporter: no trial tables
 from ray import tune  # noqa: E402
 
-from jobs.config import TrainConfig  # noqa: E402
-from jobs.train import trial_record, worker_resources  # noqa: E402
+from tunelab.jobs.config import TrainConfig  # noqa: E402
+from tunelab.jobs.train import trial_record, worker_resources  # noqa: E402
 
 SweepSpec = Any  # search_spaces.SweepSpec (search_spaces imports jobs.config, not the reverse)
 
@@ -36,7 +36,7 @@ def base_values(spec: SweepSpec) -> dict:
 
 def trial_config(spec_dict: dict, sampled: dict) -> TrainConfig:
     """The TrainConfig of one trial: sweep settings, fixed values, sampled values, then the model's overrides."""
-    from search_spaces import SweepSpec as Spec
+    from tunelab.search_spaces import SweepSpec as Spec
 
     spec = Spec.model_validate(spec_dict)
     values = {**base_values(spec), **sampled}
@@ -107,8 +107,8 @@ def _trainable(config: dict, spec_dict: dict, data_ref, storage_path: str, finis
     running. Such a trial returns at once instead of running again."""
     from ray.train import Checkpoint
 
-    from jobs.errors import JobError
-    from jobs.loop import load_checkpoint, run_training, save_checkpoint, train_loop_per_worker
+    from tunelab.jobs.errors import JobError
+    from tunelab.jobs.loop import load_checkpoint, run_training, save_checkpoint, train_loop_per_worker
 
     if tune.get_context().get_trial_id() in finished:
         return
@@ -163,7 +163,7 @@ def _trainable(config: dict, spec_dict: dict, data_ref, storage_path: str, finis
             save_checkpoint(state, Path(d))
             tune.report(metrics, checkpoint=Checkpoint.from_directory(d))
 
-    from jobs.errors import TrainingDiverged
+    from tunelab.jobs.errors import TrainingDiverged
 
     try:
         run_training(cfg, data, report=report, resume_state=resume_state, evaluate_test=False)
@@ -202,7 +202,7 @@ class SweepStoreCallback(tune.Callback):
 
     def __init__(self, redis_url: str, run_id: str, spec_dict: dict, spill_path: Optional[str] = None,
                  known: Optional[dict[str, dict]] = None, finished: frozenset = frozenset()):
-        from results.buffer import BufferedWriter
+        from tunelab.results.buffer import BufferedWriter
 
         self.redis_url, self.run_id, self.spec_dict, self.spill_path = redis_url, run_id, spec_dict, spill_path
         self.started: set[str] = set()
@@ -312,7 +312,7 @@ class SweepSummary:
 def check_resumable(exp_path: str) -> None:
     """JobError naming the file and the fix unless Tune's newest saved state in `exp_path` (a local folder) reads
     back. Tune itself, finding it unreadable, starts the experiment over as if new."""
-    from jobs.errors import JobError
+    from tunelab.jobs.errors import JobError
 
     if "://" in exp_path:
         return
@@ -384,7 +384,7 @@ def run_sweep(spec: SweepSpec, store, run_id: str, data_ref, storage_path: str, 
                                  # drops that epoch's result. `_prune_checkpoints` keeps the latest at the end.
                                  checkpoint_config=CheckpointConfig(num_to_keep=None if spec.scheduler.type == "pbt" else 1)),
         )
-    from jobs.importer import write_manifest
+    from tunelab.jobs.importer import write_manifest
 
     run = store.get_run(run_id) or {}
     write_manifest(exp_path, run_id=run_id, kind="sweep", name=spec.name, dataset=spec.dataset, labels=spec.labels,
@@ -427,8 +427,8 @@ def summarise(spec: SweepSpec, store, run_id: str, grid, data_ref, wall: float, 
     """Counts, the best trial on validation, and test accuracy for the best `top_k_test` trials."""
     import logging
 
-    from jobs.errors import JobError
-    from jobs.loop import evaluate_checkpoint, load_checkpoint
+    from tunelab.jobs.errors import JobError
+    from tunelab.jobs.loop import evaluate_checkpoint, load_checkpoint
 
     trials = store.run_trials(run_id)
     counts: dict[str, int] = {}

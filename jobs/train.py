@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
-from jobs.config import TrainConfig
+from tunelab.jobs.config import TrainConfig
 
 
 def leaderboards_for(cfg: TrainConfig) -> dict[str, dict[str, str]]:
@@ -23,7 +23,7 @@ def leaderboards_for(cfg: TrainConfig) -> dict[str, dict[str, str]]:
 
 def trial_record(cfg: TrainConfig) -> dict:
     """What the store keeps about a trial of `cfg` besides its params: model, family, data, leaderboards."""
-    import models
+    from tunelab import models
 
     return dict(model=cfg.model, family=models.model_info(cfg.model).family, dataset=cfg.dataset, labels=cfg.labels,
                 boards=leaderboards_for(cfg), augment=cfg.augment, pretrained=cfg.pretrained)
@@ -38,7 +38,7 @@ def initial_state(cfg: TrainConfig, num_classes: int, in_chans: int, img_size: i
     """
     import torch
 
-    import models
+    from tunelab import models
 
     size = cfg.input_size or img_size
     if cfg.pretrained_weights is None:
@@ -100,8 +100,8 @@ def fit_local(cfg: TrainConfig, data, *, run_id: str, trial_id: str, redis_url: 
     """
     import torch
 
-    from jobs.recorder import LocalRecorder
-    from jobs.loop import run_training
+    from tunelab.jobs.recorder import LocalRecorder
+    from tunelab.jobs.loop import run_training
 
     exp_dir = f"{storage_path.rstrip('/')}/{run_id}"
     recorder = LocalRecorder(redis_url, trial_id, exp_dir)
@@ -125,9 +125,9 @@ def fit(cfg: TrainConfig, data_ref, *, run_id: str, trial_id: str, redis_url: st
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    from jobs.callbacks import StoreCallback
-    from jobs.loop import train_loop_per_worker
-    from jobs.step import MALLOC_ENV
+    from tunelab.jobs.callbacks import StoreCallback
+    from tunelab.jobs.loop import train_loop_per_worker
+    from tunelab.jobs.step import MALLOC_ENV
 
     use_gpu = cfg.gpus_per_worker > 0
     resources = worker_resources(cfg)

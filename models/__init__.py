@@ -4,7 +4,7 @@
 there, and any timm model is buildable as `timm/<name>`.
 """
 
-from models.registry import (
+from tunelab.models.registry import (
     ModelError,
     ModelInfo,
     build,

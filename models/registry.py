@@ -8,6 +8,8 @@ from typing import Callable, Optional, Union
 
 import torch.nn as nn
 
+from tunelab.errors import TunelabError
+
 Pretrained = Union[None, bool, str, Path]
 
 # Below this input size, builders adapt stems and early strides to small images; at or above it (inputs resized
@@ -15,7 +17,7 @@ Pretrained = Union[None, bool, str, Path]
 SMALL_INPUT = 64
 
 
-class ModelError(ValueError):
+class ModelError(TunelabError, ValueError):
     """A model that cannot be built as asked (unknown name, unsupported input, weights that do not fit)."""
 
 
@@ -59,7 +61,7 @@ def model_info(name: str) -> ModelInfo:
     if name in _REGISTRY:
         return _REGISTRY[name]
     if name.startswith(TIMM_PREFIX):
-        from models.timm_models import timm_passthrough
+        from tunelab.models.timm_models import timm_passthrough
 
         return timm_passthrough(name[len(TIMM_PREFIX):])
     raise ModelError(
@@ -122,4 +124,4 @@ def input_normalization(model: nn.Module, in_chans: int) -> Optional[tuple[tuple
 
 def _load_families() -> None:
     # Importing a family module registers its models; kept lazy so `models.registry` has no import cycle.
-    from models import cnn, resnet_cifar, timm_models, wrn  # noqa: F401
+    from tunelab.models import cnn, resnet_cifar, timm_models, wrn  # noqa: F401

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import torch.nn as nn
 
-from models.registry import SMALL_INPUT, ModelError, ModelInfo, Pretrained, register_model
+from tunelab.models.registry import SMALL_INPUT, ModelError, ModelInfo, Pretrained, register_model
 
 HUB_PROBE_TIMEOUT_S = 1.5
 

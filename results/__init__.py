@@ -6,9 +6,9 @@ Imports redis only (no Ray, no torch), so dashboards and the CLI can read result
 from pathlib import Path
 from typing import Optional
 
-from results import embedded, keys
-from results.errors import StoreError
-from results.store import ResultStore, redact
+from tunelab.results import embedded, keys
+from tunelab.results.errors import StoreError
+from tunelab.results.store import ResultStore, redact
 
 
 def open_store(redis_url: Optional[str], data_dir: Path) -> ResultStore:

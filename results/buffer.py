@@ -16,8 +16,8 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Optional
 
-from results.errors import StoreError
-from results.store import ResultStore
+from tunelab.results.errors import StoreError
+from tunelab.results.store import ResultStore
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_S = 2.0  # after a failure, queue without trying for this long (a dead server costs a connect each try)

@@ -20,7 +20,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from results.errors import StoreError
+from tunelab.results.errors import StoreError
 
 _SOCKET_MAX = 100  # sun_path holds 108 bytes on Linux
 

@@ -14,8 +14,8 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from results import keys
-from results.errors import StoreError
+from tunelab.results import keys
+from tunelab.results.errors import StoreError
 
 # Metrics copied from an epoch record onto its trial as last-known values.
 _LAST_FIELDS = ("epoch", "train_loss", "val_loss", "val_acc", "val_acc_coarse", "images_per_s", "time_total_s", "lr")

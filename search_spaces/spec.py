@@ -10,15 +10,16 @@ from typing import Any, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from tunelab.jobs.config import JobError, TrainConfig, make_config
 
-from jobs.config import JobError, TrainConfig, make_config
+from tunelab.errors import TunelabError
 
 SAMPLERS = ("choice", "grid", "uniform", "loguniform", "randint", "qloguniform")
 # What a sweep varies or fixes must be a training-config field; these belong to the sweep itself.
 _SWEEP_OWNED = {"dataset", "labels", "epochs", "workers", "cpus_per_worker", "gpus_per_worker", "subset", "seed"}
 
 
-class SpecError(ValueError):
+class SpecError(TunelabError, ValueError):
     """A recipe that does not validate; the message names the file and the key."""
 
 

@@ -27,7 +27,7 @@ def redis_server_binary() -> str:
     found = shutil.which("redis-server")
     if found:
         return found
-    from results.embedded import server_binary
+    from tunelab.results.embedded import server_binary
 
     return server_binary()
 
@@ -79,7 +79,7 @@ def redis_server(tmp_path_factory):
 
 @pytest.fixture
 def store(redis_server):
-    from results import ResultStore
+    from tunelab.results import ResultStore
 
     s = ResultStore.from_url(redis_server.url)
     s.r.flushdb()
@@ -131,7 +131,7 @@ def mnist_source() -> Path:
 @pytest.fixture(scope="session")
 def mnist_root(tmp_path_factory, mnist_source) -> Path:
     """A data root with real MNIST imported through `jobs.data.import_dir` (MD5-verified)."""
-    from jobs.data import import_dir
+    from tunelab.jobs.data import import_dir
 
     root = tmp_path_factory.mktemp("data")
     assert import_dir(mnist_source, root) == ["mnist"]
@@ -141,7 +141,7 @@ def mnist_root(tmp_path_factory, mnist_source) -> Path:
 @pytest.fixture(scope="module")
 def ray_local():
     """A real local Ray instance for one test module, shut down after it."""
-    from cluster import connect, disconnect
+    from tunelab.cluster import connect, disconnect
 
     info = connect(None, num_cpus=2)
     yield info

@@ -21,7 +21,7 @@ GOOD_RECIPE = "name: t\ndataset: mnist\nbudget: {epochs: 1, samples: 1}\nspace:\
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, mnist_source, redis_server):
     """A user with real MNIST imported, a shared Redis, and a folder of inputs: recipes, data folders."""
-    from jobs.data import import_dir
+    from tunelab.jobs.data import import_dir
 
     root = tmp_path_factory.mktemp("bad")
     data = root / "data"
@@ -191,7 +191,7 @@ CUT = '{"trial_data": [["{\\"trial_id'  # a saved state cut short, as a crash wh
 ], ids=["no state", "cut short", "newest cut short"])
 def test_a_damaged_sweep_state_is_one_line_on_resume(world, store, tmp_path, monkeypatch, capsys, states, needle):
     """Tune, finding its saved state unreadable, would start the sweep over as new; resume refuses instead."""
-    import search_spaces
+    from tunelab import search_spaces
 
     spec = search_spaces.load(SMOKE)
     exp = tmp_path / "exp" / spec.name

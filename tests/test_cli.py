@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from results import embedded
+from tunelab.results import embedded
 from tests.conftest import ROOT, find_weights, run_cli
 
 
@@ -95,8 +95,8 @@ def test_the_smoke_knob_learns_with_the_default_recipe_and_the_run_says_what_it_
     import torch
     from fastapi.testclient import TestClient
 
-    from dashboards.web import create_app
-    from jobs.step import cpu_kind, native_bf16
+    from tunelab.dashboards.web import create_app
+    from tunelab.jobs.step import cpu_kind, native_bf16
 
     env = {**mnist_user_env, "TUNELAB_REDIS_URL": store.url}
     proc = run_cli("train", "--dataset", "mnist", "--subset", "3000", "--json", env=env)
@@ -169,7 +169,7 @@ def test_the_store_away_at_the_end_of_a_run_loses_nothing(mnist_user_env, tmp_pa
     import sys
     import time
 
-    from results import ResultStore
+    from tunelab.results import ResultStore
     from tests.conftest import RedisServer
 
     server = RedisServer(tmp_path / "redis", persist=True).start()

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from cluster import ClusterError, Knobs, can_autoscale, check_fits
-from cluster.capacity import pending_line
+from tunelab.cluster import ClusterError, Knobs, can_autoscale, check_fits
+from tunelab.cluster.capacity import pending_line
 from tests.conftest import in_process, run_cli
 
 FLAGS = Knobs("--workers", "--cpus-per-worker", "--gpus-per-worker")
@@ -123,7 +123,7 @@ FAKE_AUTOSCALING = {
 
 PROBE = """
 import sys, time
-from cluster import Knobs, can_autoscale, check_fits, connect
+from tunelab.cluster import Knobs, can_autoscale, check_fits, connect
 info = connect(sys.argv[1])
 deadline = time.monotonic() + 60
 while not can_autoscale() and time.monotonic() < deadline:  # the autoscaler reports every few seconds
@@ -141,7 +141,7 @@ def test_a_head_whose_autoscaler_has_node_types_to_launch_counts_as_autoscaling(
     import subprocess
     import sys
 
-    from cluster import head
+    from tunelab.cluster import head
     from tests.conftest import ROOT, _free_port
 
     config = tmp_path / "autoscaling.json"

@@ -8,10 +8,10 @@ import pytest
 import ray
 import torch
 
-from cluster import ClusterError, connect
-from cluster.storage import check_shared
-from jobs import data
-from jobs.config import make_config
+from tunelab.cluster import ClusterError, connect
+from tunelab.cluster.storage import check_shared
+from tunelab.jobs import data
+from tunelab.jobs.config import make_config
 from tests.conftest import in_process
 
 
@@ -45,8 +45,8 @@ def test_one_worker_per_node_and_identical_replicas(two_nodes, mnist_root, tmp_p
         import ray.train
         import ray.train.torch
 
-        from jobs.config import TrainConfig
-        from jobs.loop import run_training
+        from tunelab.jobs.config import TrainConfig
+        from tunelab.jobs.loop import run_training
 
         ctx = ray.train.get_context()
         model = run_training(
@@ -87,7 +87,7 @@ def test_node_local_default_storage_is_refused(two_nodes, mnist_root, redis_serv
 
 
 def test_a_worker_larger_than_every_node_is_refused_though_the_total_would_hold_it(two_nodes):
-    from cluster import Knobs, check_fits
+    from tunelab.cluster import Knobs, check_fits
 
     info = connect(two_nodes.address)
     assert not info.autoscaling  # nodes started by hand: nothing can add more

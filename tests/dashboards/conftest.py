@@ -75,7 +75,7 @@ class LiveServer:
     def __init__(self, store):
         import uvicorn
 
-        from dashboards.web import create_app
+        from tunelab.dashboards.web import create_app
 
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"

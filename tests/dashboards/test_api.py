@@ -11,7 +11,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from dashboards.web import create_app
+from tunelab.dashboards.web import create_app
 from tests.dashboards.conftest import RUNTIME, XSS, LiveServer, add_trial
 from tests.conftest import in_process as _in_process
 

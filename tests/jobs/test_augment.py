@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from jobs.augment import Augmenter
-from jobs.errors import JobError
-from jobs.policies import OPS, canonical, parse_policy
+from tunelab.jobs.augment import Augmenter
+from tunelab.jobs.errors import JobError
+from tunelab.jobs.policies import OPS, canonical, parse_policy
 
 CIFAR_MEAN, CIFAR_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
 CPU = torch.device("cpu")

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from jobs import data
-from jobs.errors import JobError
+from tunelab.jobs import data
+from tunelab.jobs.errors import JobError
 from tests import fakedata
 
 

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-import models
-from jobs import data
-from jobs.config import make_config
-from jobs.errors import JobError, TrainingDiverged
-from jobs.loop import run_training
+from tunelab import models
+from tunelab.jobs import data
+from tunelab.jobs.config import make_config
+from tunelab.jobs.errors import JobError, TrainingDiverged
+from tunelab.jobs.loop import run_training
 from tests import fakedata
 
 
@@ -93,7 +93,7 @@ def test_divergence_is_reported_not_hidden(mnist_raw, precision, how):
 
 
 def test_what_counts_as_diverged():
-    from jobs.loop import check_diverged
+    from tunelab.jobs.loop import check_diverged
 
     check_diverged(2.3, 2.4, 10, 1)  # an untrained net guesses: ln 10 = 2.30
     check_diverged(0.5, 22.0, 10, 1)  # a bad step, but under 10x guessing
@@ -165,8 +165,8 @@ def test_loop_trains_with_each_policy(tmp_path, policy):
 
 
 def test_mnist_default_recipe_and_speed_options_resolve():
-    from jobs.config import RECIPES
-    from jobs.step import native_bf16
+    from tunelab.jobs.config import RECIPES
+    from tunelab.jobs.step import native_bf16
 
     cfg = make_config(dataset="mnist")  # no model named: the dataset's recipe fills every value not given
     assert cfg.model == RECIPES["mnist"]["model"] and cfg.epochs == RECIPES["mnist"]["epochs"]
@@ -183,7 +183,7 @@ def test_mnist_default_recipe_and_speed_options_resolve():
 
 
 def test_the_recipe_scales_its_batch_and_rate_to_a_subset():
-    from jobs.config import SUBSET_MIN_STEPS
+    from tunelab.jobs.config import SUBSET_MIN_STEPS
 
     full = make_config(dataset="mnist")
     small = make_config(dataset="mnist", subset=3000)  # 2,700 training images: 7 steps an epoch at the full batch
@@ -197,7 +197,7 @@ def test_the_recipe_scales_its_batch_and_rate_to_a_subset():
 
 
 def test_runtime_info_names_precision_and_device():
-    from jobs.step import cpu_kind, native_bf16, runtime_info
+    from tunelab.jobs.step import cpu_kind, native_bf16, runtime_info
 
     cpu = torch.device("cpu")
     for precision in ("fp32", "bf16"):

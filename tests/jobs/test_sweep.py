@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-import search_spaces
-from jobs import data
-from jobs.loop import load_checkpoint
-from jobs.sweep import run_sweep
-from results import ResultStore, keys
+from tunelab import search_spaces
+from tunelab.jobs import data
+from tunelab.jobs.loop import load_checkpoint
+from tunelab.jobs.sweep import run_sweep
+from tunelab.results import ResultStore, keys
 from tests.conftest import ROOT
 
 
@@ -73,7 +73,7 @@ def test_asha_stops_trials_early_and_stores_every_trial(tmp_path, store, mnist_r
     # the dashboard's API over this real sweep: the store's order, and charts drawn from its recorded epochs
     from fastapi.testclient import TestClient
 
-    from dashboards.web import create_app
+    from tunelab.dashboards.web import create_app
 
     with TestClient(create_app(lambda: store)) as client:
         detail = client.get("/api/runs/s1").json()
@@ -264,7 +264,7 @@ def test_a_sweep_stopped_then_killed_resumes_without_rerunning_finished_trials(t
 
 
 def test_an_unreadable_checkpoint_costs_its_trial_the_test_figure_not_the_sweep_its_summary(tmp_path, store, caplog):
-    from jobs.sweep import summarise
+    from tunelab.jobs.sweep import summarise
 
     spec = _spec(tmp_path, name="cut", top_k_test=1)
     store.start_run("cut", kind="sweep", name="cut", dataset="mnist", labels="fine", config=spec.model_dump())

@@ -11,10 +11,10 @@ import psutil
 import pytest
 import ray
 
-from jobs import data
-from jobs.config import make_config
-from jobs.loop import load_checkpoint
-from jobs.train import fit, leaderboards_for
+from tunelab.jobs import data
+from tunelab.jobs.config import make_config
+from tunelab.jobs.loop import load_checkpoint
+from tunelab.jobs.train import fit, leaderboards_for
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import sys
 import pytest
 import torch
 
-import models
-from models import ModelError
+from tunelab import models
+from tunelab.models import ModelError
 from tests.conftest import ROOT, find_weights
 
 

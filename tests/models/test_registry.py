@@ -7,8 +7,8 @@ registered.
 import pytest
 import torch
 
-import models
-from models import ModelError
+from tunelab import models
+from tunelab.models import ModelError
 
 
 @pytest.mark.parametrize("name", models.list_models())

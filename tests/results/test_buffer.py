@@ -2,8 +2,8 @@
 
 import json
 
-from results import keys
-from results.buffer import BufferedWriter
+from tunelab.results import keys
+from tunelab.results.buffer import BufferedWriter
 from tests.conftest import _free_port, in_process
 
 BOARD = {"fine": {"val": "val_acc", "test": "test_acc"}}

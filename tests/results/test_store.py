@@ -6,7 +6,7 @@ import time
 import pytest
 import redis
 
-from results import ResultStore, StoreError, embedded, keys, open_store, redact
+from tunelab.results import ResultStore, StoreError, embedded, keys, open_store, redact
 from tests.conftest import RedisServer
 
 BOARDS = {"fine": {"val": "val_acc", "test": "test_acc"}}

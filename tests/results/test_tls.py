@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from results import ResultStore, StoreError
+from tunelab.results import ResultStore, StoreError
 from tests.conftest import RedisServer, _free_port, in_process
 
 PASSWORD = "s3cret-pw"
@@ -108,7 +108,7 @@ def test_the_password_never_shows(tls_redis, monkeypatch, capsys):
 
     from fastapi.testclient import TestClient
 
-    from dashboards.web import create_app
+    from tunelab.dashboards.web import create_app
 
     with TestClient(create_app(lambda: ResultStore.from_url(url))) as c:
         health = c.get("/api/health").json()

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-import search_spaces
-from search_spaces import SpecError
+from tunelab import search_spaces
+from tunelab.search_spaces import SpecError
 from tests.conftest import ROOT
 
 RECIPES = sorted((ROOT / "search_spaces").glob("*.yaml"))

@@ -67,8 +67,8 @@ class UserError(Exception):
     """A mistake the user can fix; raised by the front door itself."""
 
 
-_ROOM_ERRORS = [("jobs.errors", "JobError"), ("models.registry", "ModelError"), ("results.errors", "StoreError"),
-                ("cluster.connect", "ClusterError")]
+_ROOM_ERRORS = [("tunelab.jobs.errors", "JobError"), ("tunelab.models.registry", "ModelError"), ("tunelab.results.errors", "StoreError"),
+                ("tunelab.cluster.connect", "ClusterError")]
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -86,7 +86,7 @@ def _settings() -> Settings:
 
 
 def _store(settings: Settings):
-    from results import open_store
+    from tunelab.results import open_store
 
     return open_store(settings.redis_url, settings.data_dir)
 
@@ -101,7 +101,7 @@ def _print_json(value) -> None:
 @data_app.command("download")
 def data_download(name: DatasetName = typer.Argument(..., help="mnist or cifar100")) -> None:
     """Download a dataset into the data root with torchvision (MD5-checked)."""
-    from jobs import data
+    from tunelab.jobs import data
 
     s = _settings()
     err.print(f"downloading {name.value} into {s.data_dir} …")
@@ -112,7 +112,7 @@ def data_download(name: DatasetName = typer.Argument(..., help="mnist or cifar10
 @data_app.command("import")
 def data_import(folder: Path = typer.Argument(..., help="folder holding the official dataset files")) -> None:
     """Copy official dataset files from a folder into the data root, verifying their MD5s (the offline path)."""
-    from jobs import data
+    from tunelab.jobs import data
 
     s = _settings()
     names = data.import_dir(folder, s.data_dir)
@@ -129,15 +129,15 @@ def data_preview(
     seed: int = typer.Option(0, help="which samples and which random draws"),
 ) -> None:
     """Write a labelled grid of training samples before and after augmentation (check a policy by eye)."""
-    from jobs import data
-    from jobs.policies import canonical
+    from tunelab.jobs import data
+    from tunelab.jobs.policies import canonical
 
     s = _settings()
     canonical(augment, dataset.value)  # bad policy: one line before loading anything
     if out_path.suffix.lower() != ".png":
         raise UserError(f"--out {out_path} must end in .png")
     data.require(dataset.value, s.data_dir)
-    from jobs.preview import render_preview
+    from tunelab.jobs.preview import render_preview
 
     path = render_preview(data.load(dataset.value, s.data_dir), augment, out_path, n=n, seed=seed)
     out.print(f"wrote {path} ({n} samples, augment={canonical(augment, dataset.value)})")
@@ -146,7 +146,7 @@ def data_preview(
 @data_app.command("info")
 def data_info(as_json: bool = typer.Option(False, "--json", help="machine-readable output only")) -> None:
     """Which datasets are in the data root, and their sizes."""
-    from jobs import data
+    from tunelab.jobs import data
 
     s = _settings()
     recs = data.info(s.data_dir)
@@ -170,9 +170,9 @@ def models_list(
     """Registered models: family, parameters for a dataset, native input size, pretrained weights available."""
     import torch
 
-    import models
-    from jobs import data
-    from models.timm_models import weights_source
+    from tunelab import models
+    from tunelab.jobs import data
+    from tunelab.models.timm_models import weights_source
 
     sp = data.spec(dataset.value)
     recs = []
@@ -206,7 +206,7 @@ def models_list(
 @store_app.command("status")
 def store_status(as_json: bool = typer.Option(False, "--json")) -> None:
     """Where results go, and whether the embedded server runs."""
-    from results import embedded, redact
+    from tunelab.results import embedded, redact
 
     s = _settings()
     rec = {"url": redact(s.redis_url)} if s.redis_url else {"embedded": True, **embedded.status(s.data_dir)}
@@ -219,7 +219,7 @@ def store_status(as_json: bool = typer.Option(False, "--json")) -> None:
 @store_app.command("replay")
 def store_replay(path: Path = typer.Argument(..., help="a tunelab-unwritten-*.jsonl file a sweep left")) -> None:
     """Write the results a sweep could not write while the store was unreachable (idempotent)."""
-    from results.buffer import replay
+    from tunelab.results.buffer import replay
 
     if not path.is_file():
         raise UserError(f"{path} is not a file; pass the tunelab-unwritten-*.jsonl path the sweep printed")
@@ -230,7 +230,7 @@ def store_replay(path: Path = typer.Argument(..., help="a tunelab-unwritten-*.js
 @results_app.command("import")
 def results_import(folder: Path = typer.Argument(..., help="a storage folder runs wrote (their experiment directories)")) -> None:
     """Rebuild the store from experiment directories (Tune's results, checkpoints' epoch history); idempotent."""
-    from jobs.importer import import_dir
+    from tunelab.jobs.importer import import_dir
 
     store = _store(_settings())
     runs = import_dir(folder, store)
@@ -240,7 +240,7 @@ def results_import(folder: Path = typer.Argument(..., help="a storage folder run
 @store_app.command("stop")
 def store_stop() -> None:
     """Stop the embedded Redis server (it saves first; the next command starts it again)."""
-    from results import embedded
+    from tunelab.results import embedded
 
     s = _settings()
     out.print("stopped" if embedded.stop(s.data_dir) else "not running")
@@ -310,7 +310,7 @@ def train(
     as_json: bool = typer.Option(False, "--json", help="print the final record as JSON only"),
 ) -> None:
     """Train one model with Ray Train (DDP), record every epoch in the store, print a summary."""
-    from jobs.config import make_config
+    from tunelab.jobs.config import make_config
 
     s = _settings()
     cfg = make_config(
@@ -321,13 +321,13 @@ def train(
         freeze_epochs=freeze_epochs, backbone_lr_scale=backbone_lr_scale, augment=augment,
         precision=precision, channels_last=channels_last, compile=compile_model or None,
     )
-    from cluster.storage import check_uri
-    from jobs import data
+    from tunelab.cluster.storage import check_uri
+    from tunelab.jobs import data
 
     if storage is not None:
         check_uri(storage)
     if address:  # an unreachable cluster is found in seconds, before any data is read
-        from cluster.connect import check_reachable
+        from tunelab.cluster.connect import check_reachable
 
         check_reachable(address)
     data.require(cfg.dataset, s.data_dir)
@@ -335,13 +335,13 @@ def train(
     if address and not s.redis_url:
         raise UserError("a remote cluster cannot reach the embedded result store; set TUNELAB_REDIS_URL to a Redis both can reach")
 
-    from jobs.train import (error_line, fit, fit_local, initial_state, resolve_resources, runs_in_process, trial_record,
+    from tunelab.jobs.train import (error_line, fit, fit_local, initial_state, resolve_resources, runs_in_process, trial_record,
                             worker_resources)
 
     sp = data.spec(cfg.dataset)  # model and weights checked before any data is read
     init = initial_state(cfg, sp.num_classes[cfg.labels], sp.in_chans, sp.img_size)
-    from cluster import Knobs, connect, local_info, running_head
-    from cluster.storage import check_shared
+    from tunelab.cluster import Knobs, connect, local_info, running_head
+    from tunelab.cluster.storage import check_shared
 
     storage_path = storage or s.storage_path
     head = None if address else running_head(s.data_dir)  # a warm local head (`tunelab cluster start`) is used
@@ -370,7 +370,7 @@ def train(
                     labels=cfg.labels, config=cfg.model_dump(), storage_path=storage_path, started=started)
     store.start_trial(trial_id, run_id=run_id, **trial_record(cfg),
                       params={k: v for k, v in cfg.model_dump().items() if k not in ("dataset", "model")})
-    from jobs.importer import write_manifest
+    from tunelab.jobs.importer import write_manifest
 
     exp_dir = f"{storage_path.rstrip('/')}/{run_id}"  # Ray Train's experiment directory for this run
     write_manifest(exp_dir, run_id=run_id, kind="train", name=name or f"{cfg.model}-{cfg.dataset}",
@@ -518,7 +518,7 @@ def _write_the_end(store, run_id: str, trial_id: str, status: str, error: Option
     was away) end with it; the final checkpoint carries every epoch's metrics, so the gaps are filled from it."""
     import redis
 
-    from results.buffer import BufferedWriter
+    from tunelab.results.buffer import BufferedWriter
 
     metrics = dict(getattr(result, "metrics", None) or {})
     checkpoint = getattr(result, "checkpoint_path", None)
@@ -529,8 +529,8 @@ def _write_the_end(store, run_id: str, trial_id: str, status: str, error: Option
     missing = len(stored) < int(metrics.get("epoch", 0))
     history = [metrics] if metrics.get("epoch") else []
     if missing and checkpoint and "://" not in checkpoint:
-        from jobs.errors import JobError
-        from jobs.loop import load_checkpoint
+        from tunelab.jobs.errors import JobError
+        from tunelab.jobs.loop import load_checkpoint
 
         try:
             history = list(load_checkpoint(Path(checkpoint)).get("history", [])) or history
@@ -572,7 +572,7 @@ def _find_sweep(store, name: str) -> dict:
 def _check_fits(info, per_worker: dict, workers: int, own: dict, knobs, what: str, unit: str, nodes=None):
     """Refuse at once (ClusterError, one line) what this fixed-size cluster can never run; on an autoscaling
     cluster, start saying every PENDING_REPORT_S what waits for resources. The event that stops those lines."""
-    from cluster import check_fits, report_pending
+    from tunelab.cluster import check_fits, report_pending
 
     check_fits(per_worker, workers, info, knobs=knobs, own=own, what=what, nodes=nodes)
     if info.autoscaling:
@@ -582,7 +582,7 @@ def _check_fits(info, per_worker: dict, workers: int, own: dict, knobs, what: st
 
 def _recipe_knobs(recipe: Optional[Path]):
     """How a sweep's user sets its resources: keys of its recipe file."""
-    from cluster import Knobs
+    from tunelab.cluster import Knobs
 
     where = f"in {recipe}".replace("{", "{{").replace("}", "}}") if recipe else \
         "in the recipe and run it as a new sweep (`tunelab sweep SPEC --name NEW`)"
@@ -592,11 +592,11 @@ def _recipe_knobs(recipe: Optional[Path]):
 
 def _run_sweep(spec, settings: Settings, store, *, address: Optional[str], storage: Optional[str], resume_of: Optional[dict],
                recipe: Optional[Path] = None):
-    from cluster import connect, local_info, running_head
-    from cluster.connect import check_reachable
-    from cluster.storage import check_shared, check_uri
-    from jobs import data
-    from jobs.sweep import run_sweep
+    from tunelab.cluster import connect, local_info, running_head
+    from tunelab.cluster.connect import check_reachable
+    from tunelab.cluster.storage import check_shared, check_uri
+    from tunelab.jobs import data
+    from tunelab.jobs.sweep import run_sweep
 
     if storage is not None:
         check_uri(storage)
@@ -606,7 +606,7 @@ def _run_sweep(spec, settings: Settings, store, *, address: Optional[str], stora
     if address and not settings.redis_url:
         raise UserError("a remote cluster cannot reach the embedded result store; set TUNELAB_REDIS_URL to a Redis both can reach")
     storage_path = storage or (resume_of or {}).get("storage_path") or settings.storage_path
-    from jobs.sweep import trial_resources
+    from tunelab.jobs.sweep import trial_resources
 
     per_worker, workers, own = trial_resources(spec)
     head = None if address else running_head(settings.data_dir)  # a warm local head (`tunelab cluster start`) is used
@@ -615,7 +615,7 @@ def _run_sweep(spec, settings: Settings, store, *, address: Optional[str], stora
         _check_fits(info, per_worker, workers, own, _recipe_knobs(recipe), "one trial", "trial",
                     nodes=[{"CPU": info.cpus, "GPU": info.gpus}])
     err.print(f"loading {spec.dataset} from {settings.data_dir} …")
-    from jobs.config import TrainConfig
+    from tunelab.jobs.config import TrainConfig
 
     # the recipe's split if it fixes one (trials are built with the same value)
     val_fraction = spec.fixed.get("val_fraction", TrainConfig.model_fields["val_fraction"].default)
@@ -685,7 +685,7 @@ def _run_sweep(spec, settings: Settings, store, *, address: Optional[str], stora
         summary = None
     except Exception as e:
         store.finish_run(run_id, "failed", error=f"{type(e).__name__}: {str(e)[:300]}")
-        from jobs.train import error_line
+        from tunelab.jobs.train import error_line
 
         raise UserError(f"sweep {spec.name} failed: {error_line(e)}") from None
     finally:
@@ -728,7 +728,7 @@ def sweep_run(
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON only"),
 ) -> None:
     """Run a sweep recipe with Ray Tune; every trial and epoch goes to the store."""
-    import search_spaces
+    from tunelab import search_spaces
 
     try:
         spec = search_spaces.load(spec_path)
@@ -759,7 +759,7 @@ def sweep_resume(
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON only"),
 ) -> None:
     """Continue an interrupted sweep: finished trials are kept, unfinished and errored ones continue."""
-    import search_spaces
+    from tunelab import search_spaces
 
     s = _settings()
     store = _store(s)
@@ -768,7 +768,7 @@ def sweep_resume(
     exp = Path(run["storage_path"]) / spec.name
     if "://" not in run["storage_path"] and not (exp / "tuner.pkl").exists():
         raise UserError(f"no Tune experiment at {exp} to resume (was the storage deleted?)")
-    from jobs.sweep import check_resumable
+    from tunelab.jobs.sweep import check_resumable
 
     check_resumable(str(exp))  # before data and Ray: a damaged state is one line, not a sweep started over
     run_id, summary = _run_sweep(spec, s, store, address=address, storage=run["storage_path"], resume_of=run)
@@ -778,7 +778,7 @@ def sweep_resume(
 @sweep_app.command("list")
 def sweep_list(as_json: bool = typer.Option(False, "--json", help="machine-readable output only")) -> None:
     """Sweeps, newest first."""
-    from dashboards import runs_table
+    from tunelab.dashboards import runs_table
 
     sweeps = [r for r in _store(_settings()).list_runs(10_000) if r.get("kind") == "sweep"]
     if as_json:
@@ -795,7 +795,7 @@ def sweep_show(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output only (the API's /api/runs/ID)"),
 ) -> None:
     """A sweep's trials, best validation accuracy first (the web sweep page's order), with its summary."""
-    from dashboards import trials_table, views
+    from tunelab.dashboards import trials_table, views
 
     store = _store(_settings())
     detail = views.run_detail(store, _find_sweep(store, name)["id"])
@@ -819,7 +819,7 @@ def leaderboard(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output only (the API's /api/leaderboard)"),
 ) -> None:
     """Best trials for a dataset, ranked by validation accuracy (ties: test accuracy), as on the web leaderboard."""
-    from dashboards import leaderboard_table, views
+    from tunelab.dashboards import leaderboard_table, views
 
     if dataset is DatasetName.mnist and label is LabelKind.coarse:
         raise UserError("MNIST has no coarse labels; drop --label coarse")
@@ -842,7 +842,7 @@ def runs(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output only"),
 ) -> None:
     """Runs, newest first."""
-    from dashboards import runs_table
+    from tunelab.dashboards import runs_table
 
     rs = _store(_settings()).list_runs(limit)
     if as_json:
@@ -868,11 +868,11 @@ def cluster_start(
     """Start a Ray head here (dashboard + jobs server, token auth, usage stats off) for `tunelab submit`."""
     from urllib.parse import urlsplit
 
-    from cluster import head
+    from tunelab.cluster import head
 
     s = _settings()
     redis_port = urlsplit(s.redis_url).port if s.redis_url and s.redis_url.startswith("redis") else None
-    from jobs.step import MALLOC_ENV
+    from tunelab.jobs.step import MALLOC_ENV
 
     # Warm workers: each Python worker the head starts imports torch before it takes work, so the idle workers Ray
     # keeps ready hold it when a command's trial or training worker lands on one; and every worker keeps freed
@@ -891,7 +891,7 @@ def cluster_start(
 @cluster_app.command("stop")
 def cluster_stop() -> None:
     """Stop the head `tunelab cluster start` started (other Ray processes on this machine are left alone)."""
-    from cluster import head
+    from tunelab.cluster import head
 
     info = head.stop(_settings().data_dir)
     out.print(f"stopped the Ray head at {info.gcs_address}" if info else "no tunelab Ray head recorded on this machine",
@@ -904,7 +904,7 @@ def cluster_status(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output only"),
 ) -> None:
     """The cluster's nodes, resources and jobs; exit 2 when it is down."""
-    from cluster import head, jobs
+    from tunelab.cluster import head, jobs
 
     s = _settings()
     url = jobs.resolve_address(address, s.data_dir)
@@ -932,14 +932,14 @@ def submit(
     as_json: bool = typer.Option(False, "--json", help="print the job record as JSON only"),
 ) -> None:
     """Submit `train …` or `sweep SPEC.yaml …` to a Ray cluster as a Ray job: tunelab submit -- train --epochs 1"""
-    from cluster import jobs
+    from tunelab.cluster import jobs
 
     s = _settings()
     args = list(ctx.args)
     if args[:1] == ["--"]:
         args = args[1:]
     if storage is not None:
-        from cluster.storage import check_uri
+        from tunelab.cluster.storage import check_uri
 
         check_uri(storage)
     url = jobs.resolve_address(address, s.data_dir)
@@ -954,7 +954,7 @@ def submit(
 
 
 def _jobs_address(address: Optional[str]) -> str:
-    from cluster import jobs
+    from tunelab.cluster import jobs
 
     return jobs.resolve_address(address, _settings().data_dir)
 
@@ -973,7 +973,7 @@ def jobs_list(
     from rich.table import Table
     from rich.text import Text
 
-    from cluster import jobs
+    from tunelab.cluster import jobs
 
     listed = jobs.list_jobs(_jobs_address(address), include_all)
     if as_json:
@@ -998,7 +998,7 @@ def jobs_status(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output only"),
 ) -> None:
     """One job's status; exit 0 whatever it is."""
-    from cluster import jobs
+    from tunelab.cluster import jobs
 
     rec = jobs.status(_jobs_address(address), job_id)
     if as_json:
@@ -1014,7 +1014,7 @@ def jobs_logs(
     follow: bool = typer.Option(False, "--follow", "-f", help="keep printing until the job ends; exit 1 unless it succeeded"),
 ) -> None:
     """A job's output (the tunelab command's progress lines and summary)."""
-    from cluster import jobs
+    from tunelab.cluster import jobs
 
     url = _jobs_address(address)
     if not follow:
@@ -1037,7 +1037,7 @@ def jobs_stop(
     address: Optional[str] = _JOB_ADDRESS,
 ) -> None:
     """Stop a running job (Ray interrupts its driver; a sweep stops its trials)."""
-    from cluster import jobs
+    from tunelab.cluster import jobs
 
     url = _jobs_address(address)
     stopped = jobs.stop(url, job_id)
@@ -1070,8 +1070,8 @@ def dashboard(
         raise UserError(f"cannot listen on {host}:{port} ({e.strerror or e}); pick another --port or --host") from None
     import uvicorn
 
-    from dashboards.web import create_app
-    from results import redact
+    from tunelab.dashboards.web import create_app
+    from tunelab.results import redact
 
     app_ = create_app(lambda: store)
     shown = f"[{host}]" if ":" in host else host
