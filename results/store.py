@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import time
 from typing import Any, Iterable, Optional
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -16,25 +15,11 @@ from redis.retry import Retry
 
 from tunelab.results import keys
 from tunelab.results.errors import StoreError
+from tunelab.results.records import decode_run, decode_trial, num, redact
 
 # Metrics copied from an epoch record onto its trial as last-known values.
 _LAST_FIELDS = ("epoch", "train_loss", "val_loss", "val_acc", "val_acc_coarse", "images_per_s", "time_total_s", "lr")
 _TEST_PREFIX = "test_"
-
-
-def redact(url: str) -> str:
-    """`url` with any password replaced by ***, safe to print."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
 
 
 def _now() -> float:
@@ -94,6 +79,22 @@ class ResultStore:
         """A counter that moves whenever anything a view shows changes (every write that publishes an event)."""
         return int(self.r.get(keys.VERSION) or 0)
 
+    def count_runs(self) -> int:
+        """How many runs the store holds."""
+        return int(self.r.zcard(keys.RUNS))
+
+    def health(self) -> dict:
+        """`check()` the store, then say what it is: {store: its URL (password redacted), schema_version, runs}."""
+        self.check()
+        return {"store": redact(self.url), "schema_version": keys.SCHEMA_VERSION, "runs": self.count_runs()}
+
+    def subscribe_events(self):
+        """Live updates, for asyncio code: `async with store.subscribe_events() as events: await events.next(1.0)`
+        (results/events.py: one event's JSON text, or None after the timeout)."""
+        from tunelab.results.events import subscribe
+
+        return subscribe(self.url)
+
     # ------------------------------------------------------------------------------------------ runs
 
     def start_run(self, run_id: str, *, kind: str, name: str, dataset: str, labels: str, config: dict,
@@ -129,7 +130,7 @@ class ResultStore:
     def get_run(self, run_id: str) -> Optional[dict]:
         """The run's record (config decoded), or None."""
         h = self.r.hgetall(keys.run(run_id))
-        return _decode_run(h) if h else None
+        return decode_run(h) if h else None
 
     def list_runs(self, limit: int = 100) -> list[dict]:
         """The newest `limit` runs, newest first, each with its best trial's accuracy."""
@@ -137,15 +138,15 @@ class ResultStore:
         with self.r.pipeline() as p:
             for rid in ids:
                 p.hgetall(keys.run(rid))
-            runs = [_decode_run(h) for h in p.execute() if h]
+            runs = [decode_run(h) for h in p.execute() if h]
         best_ids = [r.get("best_trial") for r in runs]
         with self.r.pipeline() as p:
             for t in best_ids:
                 p.hmget(keys.trial(t or "-"), "best_val_acc", "test_acc", "model")
             bests = p.execute()
         for r, (val, test, model) in zip(runs, bests):
-            r["best_val_acc"] = _num(val)
-            r["test_acc"] = _num(test)
+            r["best_val_acc"] = num(val)
+            r["test_acc"] = num(test)
             r["model"] = model
         return runs
 
@@ -252,7 +253,7 @@ class ResultStore:
 
     def get_trial(self, trial_id: str) -> Optional[dict]:
         h = self.r.hgetall(keys.trial(trial_id))
-        return _decode_trial(h) if h else None
+        return decode_trial(h) if h else None
 
     def epochs(self, trial_id: str) -> list[dict]:
         """The trial's epoch records in epoch order."""
@@ -277,7 +278,7 @@ class ResultStore:
         with self.r.pipeline() as p:
             for t in ids:
                 p.hgetall(keys.trial(t))
-            return [_decode_trial(h) for h in p.execute() if h]
+            return [decode_trial(h) for h in p.execute() if h]
 
     # ---------------------------------------------------------------------------------- leaderboards
 
@@ -344,48 +345,13 @@ class ResultStore:
                 boards_seen[raw] = json.loads(raw).get(label, {"test": "test_acc"})["test"]
             rows.append({
                 "run_id": t["run"], "trial_id": tid, "run_name": name, "kind": kind,
-                "started": _num(started), "dataset": dataset, "label": label, "model": t["model"],
+                "started": num(started), "dataset": dataset, "label": label, "model": t["model"],
                 "family": t["family"] or t["model"], "augment": t["augment"], "pretrained": t["pretrained"],
-                "status": t["status"], "epochs": _num(t["epochs_done"]) or 0,
-                "val_acc": score, "test_acc": _num(t.get(boards_seen[raw])), "train_time_s": _num(t["train_time_s"]),
-                "images_per_s": _num(t["images_per_s"]), "n_params": _num(t["n_params"]),
+                "status": t["status"], "epochs": num(t["epochs_done"]) or 0,
+                "val_acc": score, "test_acc": num(t.get(boards_seen[raw])), "train_time_s": num(t["train_time_s"]),
+                "images_per_s": num(t["images_per_s"]), "n_params": num(t["n_params"]),
             })
         rows.sort(key=lambda r: (-(r["val_acc"] or 0), -(r["test_acc"] or 0)))
         for i, r in enumerate(rows, 1):
             r["rank"] = i
         return rows
-
-
-def _num(v: Optional[str]):
-    if v is None or v == "":
-        return None
-    f = float(v)
-    return int(f) if f.is_integer() and "." not in v and "e" not in v.lower() else f
-
-
-def _decode_run(h: dict) -> dict:
-    out = dict(h)
-    out["config"] = json.loads(h.get("config") or "{}")
-    for k in ("summary", "runtime"):
-        if k in out:
-            out[k] = json.loads(out[k])
-    for k in ("started", "ended", "wall_time_s"):
-        if k in out:
-            out[k] = _num(out[k])
-    return out
-
-
-def _decode_trial(h: dict) -> dict:
-    out: dict[str, Any] = {}
-    for k, v in h.items():
-        if k in ("params", "boards", "runtime"):
-            out[k] = json.loads(v or "{}")
-        elif k in ("id", "run", "status", "model", "family", "dataset", "labels", "augment", "pretrained", "error",
-                   "checkpoint"):
-            out[k] = v
-        else:
-            try:
-                out[k] = _num(v)
-            except ValueError:
-                out[k] = v
-    return out

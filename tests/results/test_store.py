@@ -126,6 +126,38 @@ def test_every_write_is_published_for_live_views(store):
     assert events[-1] == {"type": "epoch", "run": "r1", "trial": "r1-t0", "epoch": 1}
 
 
+def test_subscribe_events_reads_the_live_updates_asynchronously(store):
+    import asyncio
+
+    async def listen() -> tuple:
+        async with store.subscribe_events() as events:
+            _trial(store, "r1", "r1-t0")
+            store.record_epoch("r1-t0", {"epoch": 1, "val_acc": 0.5})
+            got = []
+            for _ in range(10):
+                data = await events.next(timeout=1.0)
+                if data is not None:
+                    got.append(json.loads(data))
+                if len(got) == 3:
+                    break
+            return got, await events.next(timeout=0.1)  # nothing more: None once the timeout passes
+
+    got, quiet = asyncio.run(listen())
+    assert [e["type"] for e in got] == ["run", "trial", "epoch"] and quiet is None
+    assert got[-1] == {"type": "epoch", "run": "r1", "trial": "r1-t0", "epoch": 1}
+
+
+def test_health_and_run_count(store):
+    assert store.count_runs() == 0
+    _trial(store, "r1", "r1-t0")
+    _trial(store, "r2", "r2-t0")
+    assert store.count_runs() == 2
+    assert store.health() == {"store": store.url, "schema_version": keys.SCHEMA_VERSION, "runs": 2}
+    store.r.set(keys.SCHEMA, 999)
+    with pytest.raises(StoreError, match="schema v999"):
+        store.health()
+
+
 def test_unknown_trial_is_an_error(store):
     with pytest.raises(StoreError, match="start_trial first"):
         store.record_epoch("nope", {"epoch": 1, "val_acc": 0.1})
