@@ -24,8 +24,9 @@ from torchvision import transforms as T  # noqa: E402
 from tunelab import models  # noqa: E402
 from benchmarks._report import write_section  # noqa: E402
 from tunelab.jobs.augment import Augmenter  # noqa: E402
+from tunelab.jobs.data import spec  # noqa: E402
 
-MEAN, STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
+MEAN, STD = spec("cifar100").mean, spec("cifar100").std
 
 
 class PILDataset(Dataset):

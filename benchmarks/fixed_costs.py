@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._report import scratch_root, write_section  # noqa: E402
+from tunelab.cluster.head import free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,12 +74,6 @@ MILESTONES = [
 
 COLUMNS = {"cli": "`tunelab train` (in its process)", "ray": "`tunelab train --ray`",
            "head": "`tunelab train` on a warm head", "bare": "bare loop"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _pump(stream, lines: list, echo: bool) -> None:
@@ -177,7 +171,7 @@ def main() -> None:
     head_env = {**base_env, "TUNELAB_DATA_DIR": str(scratch_root("tl-fixed-head-", a.data)), "TUNELAB_REDIS_URL": url}
     if not a.no_head:
         up = subprocess.run([str(Path(sys.executable).parent / "tunelab"), "cluster", "start", "--num-cpus",
-                             str(os.cpu_count()), "--port", str(_free_port()), "--dashboard-port", str(_free_port())],
+                             str(os.cpu_count()), "--port", str(free_port()), "--dashboard-port", str(free_port())],
                             env=head_env, capture_output=True, text=True, timeout=300)
         if up.returncode != 0:
             raise SystemExit(f"tunelab cluster start failed: {up.stderr.strip()[-500:]}")

@@ -205,7 +205,7 @@ def run_ray(cfg, prepared, store, tmp: Path, n: int) -> tuple[list[dict], float,
         t0 = time.time()
         traced = _traced_loop(str(trace), os.getpid())
         with contextlib.ExitStack() as stack:  # wherever fit() takes the worker function from
-            for module in (jobs.loop, jobs.train):
+            for module in (tunelab.jobs.loop, tunelab.jobs.train):
                 if hasattr(module, "train_loop_per_worker"):
                     stack.enter_context(mock.patch.object(module, "train_loop_per_worker", traced))
             result = fit(cfg, data_ref, run_id=run_id, trial_id=trial_id, redis_url=store.url,
@@ -246,7 +246,7 @@ def _traced_trainable(trace_path: str, driver_pid: int, cfg_dict: dict, storage_
         with open(trace_path, "a") as f:
             f.write(json.dumps({"event": "entered", "at": entered}) + "\n")
         cfg = TrainConfig.model_validate(cfg_dict)
-        real_report, real_save = tune.report, tunelab.jobs.sweep.save_checkpoint if hasattr(jobs.sweep, "save_checkpoint") \
+        real_report, real_save = tune.report, tunelab.jobs.sweep.save_checkpoint if hasattr(tunelab.jobs.sweep, "save_checkpoint") \
             else tunelab.jobs.loop.save_checkpoint
         save, report = _tracers(real_save, real_report, trace_path, driver_pid)
 

@@ -28,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._report import scratch_root, write_section  # noqa: E402
+from tunelab.cluster.head import free_port  # noqa: E402
 
 TRIALS_PER_SWEEP = 100
 BOARD = {"fine": {"val": "val_acc", "test": "test_acc"}}
@@ -114,14 +115,6 @@ async def _hammer(base: str, path: str, clients: int, seconds: float) -> dict:
             "p50_ms": 1000 * q[49], "p95_ms": 1000 * q[94]}
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trials", type=int, default=10_000)
@@ -149,7 +142,7 @@ def main() -> None:
     r = redis.Redis.from_url(url)
     r.delete(*[k for k in r.scan_iter("bare:*", count=10_000)])
     mem = r.info("memory")["used_memory"] / 2**20
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "TUNELAB_DATA_DIR": str(tmp), "TUNELAB_REDIS_URL": ""}
     server = subprocess.Popen([sys.executable, "-m", "tunelab.cli", "dashboard", "--port", str(port)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -2,7 +2,7 @@
 autocast and channels-last side by side in one run: the evidence behind the loop's CPU defaults.
 
 One model per family (`--all`: every registered model), 3x32x32 inputs, 100 classes, measured by the same
-function as `benchmarks/gpu.sh` (`gpu_loop.measure`: synthetic uint8 data, crop+flip, fused SGD, tunelab's step).
+function as `benchmarks/gpu.sh` (`_measure.measure`: synthetic uint8 data, crop+flip, fused SGD, tunelab's step).
 
     python benchmarks/throughput.py              # writes the "throughput" section of benchmarks/RESULTS.md
     python benchmarks/throughput.py --no-write   # prints only
@@ -24,7 +24,7 @@ import torch  # noqa: E402
 
 from tunelab import models  # noqa: E402
 from benchmarks._report import write_section  # noqa: E402
-from benchmarks.gpu_loop import Measurement, device_name, measure_safely, setup_device  # noqa: E402
+from benchmarks._measure import Measurement, device_name, measure_safely, setup_device  # noqa: E402
 from tunelab.jobs.step import StepOptions  # noqa: E402
 
 # The family's everyday model; a family not named here is represented by its first registered model.
@@ -128,7 +128,7 @@ def main() -> None:
         f"{a.eval_seconds:g} s of evaluation (at least one step each), batch {a.batch} (eval {2 * a.batch}); best of "
         f"{a.rounds} rounds in alternating option order (an option that trained at under half the speed of every "
         f"other in the first round is measured once, and so is every model after {a.budget:g} s). Measured by "
-        f"`benchmarks/gpu_loop.py`'s `measure`, as `benchmarks/gpu.sh --device cpu` does. GFLOP/img: one training step (forward + backward), "
+        f"`benchmarks/_measure.py`'s `measure`, as `benchmarks/gpu.sh --device cpu` does. GFLOP/img: one training step (forward + backward), "
         f"counted by torch's FlopCounterMode. Cells: train / eval images/s.",
         "",
         "| family | model | params | GFLOP/img | " + " | ".join(a.options) + " | fastest (train) |",

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
-from tunelab.cluster.connect import ClusterError
+from tunelab.cluster.errors import ClusterError
 
 DEFAULT_PORT = 6380  # Ray's default GCS port is Redis's 6379
 DEFAULT_DASHBOARD_PORT = 8265
@@ -55,7 +55,9 @@ def _port_free(host: str, port: int) -> bool:
             return False
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on every interface right now (the kernel's pick; free on loopback too). Cheap to import:
+    this module imports no Ray, so tests and benchmarks take it from here."""
     with socket.socket() as s:
         s.bind(("", 0))
         return s.getsockname()[1]
@@ -115,7 +117,7 @@ def start(data_dir: Path, *, port: int = DEFAULT_PORT, dashboard_port: int = DEF
             f"--dashboard-port={dashboard_port}", "--include-dashboard=true", "--disable-usage-stats",
             # the jobs agent's HTTP port: Ray's fixed default (52365) is taken by any other Ray on this machine,
             # and a head whose agent cannot bind accepts no jobs ("No available agent to submit job")
-            f"--dashboard-agent-listen-port={_free_port()}"]
+            f"--dashboard-agent-listen-port={free_port()}"]
     if num_cpus is not None:
         args.append(f"--num-cpus={num_cpus}")
     if num_gpus is not None:

@@ -1,14 +1,14 @@
 """Augmentation: batched and per-sample random, seeded, label-safe, never applied to evaluation."""
 
-import numpy as np
 import pytest
 import torch
 
 from tunelab.jobs.augment import Augmenter
+from tunelab.jobs.data import spec
 from tunelab.jobs.errors import JobError
 from tunelab.jobs.policies import OPS, canonical, parse_policy
 
-CIFAR_MEAN, CIFAR_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
+CIFAR_MEAN, CIFAR_STD = spec("cifar100").mean, spec("cifar100").std
 CPU = torch.device("cpu")
 
 
@@ -20,7 +20,7 @@ def _batch(n=16, c=3, s=32, seed=0):
 
 
 def _aug(policy, dataset="cifar100", **kw):
-    mean, std = ((0.1307,), (0.3081,)) if dataset == "mnist" else (CIFAR_MEAN, CIFAR_STD)
+    mean, std = spec(dataset).mean, spec(dataset).std
     return Augmenter(policy, dataset, mean, std, 10 if dataset == "mnist" else 100, CPU, **kw)
 
 
