@@ -81,6 +81,7 @@ def main() -> None:
     from tunelab.cluster import connect
     from tunelab.jobs import data
     from tunelab.jobs.sweep import run_sweep
+    from tunelab.search_spaces import to_tune
     from tunelab.results import open_store
 
     tmp = scratch_root("tl-bench-asha-", a.data)
@@ -102,7 +103,7 @@ def main() -> None:
             run_id = f"bench-asha-{label}"
             store.start_run(run_id, kind="sweep", name=spec.name, dataset="mnist", labels="fine", config={})
             t0 = time.monotonic()
-            summary = run_sweep(spec, store, run_id, ref, str(tmp / "exp"))
+            summary = run_sweep(spec, to_tune(spec), store, run_id, ref, str(tmp / "exp"))
             wall = time.monotonic() - t0
             records, order = spending(store, run_id)
             runs[label] = {"records": records, "order": order, "wall": wall, "best": summary.best_val_acc,

@@ -193,7 +193,8 @@ def run_ray(cfg, prepared, store, tmp: Path, n: int) -> tuple[list[dict], float,
     import tunelab.jobs.loop
     import tunelab.jobs.train
     from tunelab.cluster import connect, disconnect
-    from tunelab.jobs.train import fit, trial_record
+    from tunelab.jobs.train import fit
+    from tunelab.jobs.trials import trial_record
 
     run_id, trial_id = f"ray-overhead-{n}", f"ray-overhead-{n}-t0"
     trace = tmp / f"trace-{n}.jsonl"

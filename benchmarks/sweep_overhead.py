@@ -36,6 +36,7 @@ def main() -> None:
     from tunelab.cluster import connect
     from tunelab.jobs import data
     from tunelab.jobs.sweep import run_sweep
+    from tunelab.search_spaces import to_tune
     from tunelab.results import open_store
 
     tmp = scratch_root("tl-bench-sweep-", a.data)
@@ -56,7 +57,7 @@ def main() -> None:
         named = spec.model_copy(update={"name": f"overhead-{reuse}"})
         store.start_run(run_id, kind="sweep", name=named.name, dataset="mnist", labels="fine", config={})
         t0 = time.monotonic()
-        run_sweep(named, store, run_id, ref, str(tmp / "exp"), reuse_actors=reuse)
+        run_sweep(named, to_tune(named), store, run_id, ref, str(tmp / "exp"), reuse_actors=reuse)
         wall = time.monotonic() - t0
         overheads, trains = [], []
         for t in store.run_trials(run_id):

@@ -9,11 +9,9 @@ from dataclasses import dataclass
 from typing import Optional
 from urllib.parse import urlsplit
 
-from tunelab.errors import TunelabError
+from tunelab.cluster.errors import ClusterError
+from tunelab.errors import exception_line
 
-
-class ClusterError(TunelabError, RuntimeError):
-    """Ray cannot be started or reached; the message names the problem and the fix."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +63,7 @@ def connect(address: Optional[str] = None, *, num_cpus: Optional[int] = None, nu
         raise
     except Exception as e:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-        raise ClusterError(f"could not start or join {where} ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+        raise ClusterError(f"could not start or join {where} ({exception_line(e, limit=200)})") from None
     return _info(address or "local", local=address is None)
 
 

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from tunelab.cluster.auth import auth_headers, auth_message, enable_token_auth, is_auth_error
 from tunelab.cluster.connect import ClusterError
+from tunelab.errors import exception_line
 
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
 # Never shipped with a job: environments, data, results, caches, build and test outputs.
@@ -85,7 +86,7 @@ def client(address: str):
         if is_auth_error(e):
             raise ClusterError(auth_message(address)) from None
         raise ClusterError(f"the Ray jobs server at {address} did not answer properly "
-                           f"({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+                           f"({exception_line(e, limit=200)})") from None
 
 
 def is_local(address: str) -> bool:
@@ -105,20 +106,12 @@ def is_local(address: str) -> bool:
         return False
 
 
-def job_env(address: str, *, redis_url: Optional[str], storage: Optional[str], data_dir: Path,
+def job_env(address: str, *, redis_url: str, storage: Optional[str], data_dir: Path,
             data_dir_explicit: bool) -> dict[str, str]:
-    """The settings a job needs, for a head at `address`."""
-    from tunelab.results import embedded
-
+    """The settings a job needs, for a head at `address`; `redis_url` is a store the job can reach (for a head on
+    another machine not the embedded one's unix socket: the caller checks, tunelab.placement.store_url)."""
     local = is_local(address)
-    env = {"PYTHONUNBUFFERED": "1", "RAY_USAGE_STATS_ENABLED": "0"}
-    if redis_url:
-        env["TUNELAB_REDIS_URL"] = redis_url
-    elif local:  # the embedded store's unix socket is reachable from a head on this machine
-        env["TUNELAB_REDIS_URL"] = embedded.ensure_running(data_dir)
-    else:
-        raise ClusterError(f"a cluster at {address} cannot reach the embedded result store on this machine; "
-                           "set TUNELAB_REDIS_URL to a Redis both can reach (e.g. redis://:PASSWORD@HOST:6379/0)")
+    env = {"PYTHONUNBUFFERED": "1", "RAY_USAGE_STATS_ENABLED": "0", "TUNELAB_REDIS_URL": redis_url}
     if storage:
         env["TUNELAB_STORAGE"] = storage
     if local or data_dir_explicit:
@@ -158,7 +151,7 @@ def submit(args: list[str], *, address: str, env: dict[str, str], submission_id:
         if is_auth_error(e):
             raise ClusterError(auth_message(address)) from None
         raise ClusterError(f"the Ray jobs server at {address} refused the job "
-                           f"({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+                           f"({exception_line(e, limit=200)})") from None
 
 
 def _record(job) -> dict:
@@ -178,7 +171,7 @@ def _call(address: str, what: str, fn):
         text = str(e)
         if "does not exist" in text or "404" in text:
             raise ClusterError(f"no job {what!r} on the cluster at {address}; see `tunelab jobs list`") from None
-        raise ClusterError(f"the Ray jobs server at {address} failed ({type(e).__name__}: {text.splitlines()[0][:200]})") from None
+        raise ClusterError(f"the Ray jobs server at {address} failed ({exception_line(e, limit=200)})") from None
 
 
 def list_jobs(address: str, include_all: bool = False) -> list[dict]:

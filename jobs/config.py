@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
-from typing import Literal, Optional
+from typing import TYPE_CHECKING, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from tunelab.errors import validation_line
 from tunelab.jobs.errors import JobError
+
+if TYPE_CHECKING:
+    from tunelab.jobs.step import StepOptions
 
 __all__ = ["JobError", "TrainConfig", "describe_validation_error", "make_config"]
 
@@ -155,12 +159,5 @@ def make_config(**values) -> TrainConfig:
 
 
 def describe_validation_error(e: ValidationError) -> str:
-    parts = []
-    for err in e.errors():
-        loc = ".".join(str(x) for x in err["loc"]) or "config"
-        msg = err["msg"].removeprefix("Value error, ")
-        if "input" in err and err["loc"]:
-            parts.append(f"{loc}: {msg} (got {err['input']!r})")
-        else:
-            parts.append(f"{loc}: {msg}" if err["loc"] else msg)
-    return "invalid training config: " + "; ".join(parts)
+    """A TrainConfig's ValidationError as one line: `invalid training config: FIELD: message (got VALUE); …`."""
+    return "invalid training config: " + validation_line(e)

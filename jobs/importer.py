@@ -9,35 +9,14 @@ idempotent API: importing twice changes nothing.
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Optional
 
 from tunelab.jobs.errors import JobError
+from tunelab.jobs.manifest import MANIFEST
 
-MANIFEST = "tunelab-run.json"
 _TRIAL_DIR = re.compile(r"_([0-9a-f]{5}_\d{5})_")
-
-
-def write_manifest(exp_dir: str, **fields) -> None:
-    """Create or update the run's manifest in `exp_dir` (a local path or a storage URI)."""
-    import pyarrow.fs as pafs
-
-    if "://" in exp_dir:
-        fs, path = pafs.FileSystem.from_uri(exp_dir)
-    else:
-        fs, path = pafs.LocalFileSystem(), os.path.abspath(exp_dir)
-    fs.create_dir(path, recursive=True)
-    target = f"{path}/{MANIFEST}"
-    record: dict = {}
-    if fs.get_file_info(target).type == pafs.FileType.File:
-        with fs.open_input_stream(target) as f:
-            record = json.loads(f.read().decode())
-    record.update({"schema": 1, **fields})
-    with fs.open_output_stream(target + ".tmp") as f:
-        f.write(json.dumps(record, indent=1, default=str).encode())
-    fs.move(target + ".tmp", target)
 
 
 def import_dir(root: Path, store) -> list[str]:
@@ -65,14 +44,14 @@ def import_dir(root: Path, store) -> list[str]:
 
 def _import_run(man: dict, exp_dir: Path, store) -> None:
     from tunelab.jobs.config import TrainConfig
-    from tunelab.jobs.train import trial_record
+    from tunelab.jobs.trials import trial_record
 
     run_id = man["run_id"]
     store.start_run(run_id, kind=man["kind"], name=man["name"], dataset=man["dataset"], labels=man["labels"],
                     config=man["config"], storage_path=man.get("storage_path", ""), started=man.get("started"))
     tests = man.get("tests") or {}
     if man["kind"] == "sweep":
-        from tunelab.jobs.sweep import DIVERGED, result_metrics, trial_config
+        from tunelab.jobs.trials import DIVERGED, result_metrics, trial_config
 
         for trial_dir in sorted(d for d in exp_dir.iterdir() if d.is_dir() and (d / "result.json").exists()):
             results = [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines() if line.strip()]

@@ -7,6 +7,7 @@ from the object store, wraps the model in DDP and reports every epoch with a che
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import queue
@@ -344,6 +345,18 @@ def load_checkpoint(directory: Path) -> dict:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise JobError(f"checkpoint {path} cannot be read ({type(e).__name__}); delete it or start without resuming") from None
+
+
+def load_checkpoint_or_none(path: Path, what: str = "") -> Optional[dict]:
+    """The training state saved in the checkpoint folder `path`; None when it cannot be read, after one warning line
+    on the "tunelab" logger naming the file and why: `WHAT: checkpoint FILE cannot be read (Type)`, where `what` says
+    what that costs (e.g. "trial X is not evaluated on test")."""
+    try:
+        return load_checkpoint(Path(path))
+    except JobError as e:
+        reason = str(e).split("; ")[0]  # "checkpoint FILE cannot be read (Type)", without the fix for a resume
+        logging.getLogger("tunelab").warning("%s", f"{what}: {reason}" if what else reason)
+        return None
 
 
 def train_loop_per_worker(config: dict) -> None:

@@ -1,5 +1,6 @@
 """The sweep job: Ray Tune over training configs, with early stopping, search algorithms, resume, and one
-driver-side callback that writes every trial and epoch to the store.
+driver-side callback (`jobs.callbacks.SweepStoreCallback`) that writes every trial and epoch to the store. The
+recipe arrives already translated into Tune's search space, scheduler and searcher (`search_spaces.to_tune`).
 
 A single-worker trial runs `jobs.loop.run_training` directly inside the Tune function trainable (a nested
 TorchTrainer costs ~12 s per trial on a small machine); a multi-worker trial builds a `TorchTrainer` the
@@ -21,82 +22,17 @@ import ray
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0 and our quiet reporter: no trial tables
 from ray import tune  # noqa: E402
 
+from tunelab.jobs.callbacks import QuietReporter, SweepStoreCallback  # noqa: E402
 from tunelab.jobs.config import TrainConfig  # noqa: E402
-from tunelab.jobs.train import trial_record, worker_resources  # noqa: E402
+from tunelab.jobs.manifest import spill_path, write_manifest  # noqa: E402
+from tunelab.jobs.train import make_trainer, worker_resources  # noqa: E402
+from tunelab.jobs.trials import DIVERGED, RESTARTED, finished_for_good, trial_config  # noqa: E402
 
-SweepSpec = Any  # search_spaces.SweepSpec (search_spaces imports jobs.config, not the reverse)
-
-
-def base_values(spec: SweepSpec) -> dict:
-    r = spec.resources
-    return {"dataset": spec.dataset, "labels": spec.labels, "epochs": spec.budget.epochs, "workers": r.workers,
-            "cpus_per_worker": r.cpus_per_worker, "gpus_per_worker": r.gpus_per_worker, "subset": spec.subset,
-            "seed": spec.seed, **spec.fixed}
-
-
-def trial_config(spec_dict: dict, sampled: dict) -> TrainConfig:
-    """The TrainConfig of one trial: sweep settings, fixed values, sampled values, then the model's overrides."""
-    from tunelab.search_spaces import SweepSpec as Spec
-
-    spec = Spec.model_validate(spec_dict)
-    values = {**base_values(spec), **sampled}
-    values.update(spec.overrides.get(values.get("model", "cnn"), {}))
-    return TrainConfig(**{k: v for k, v in values.items() if v is not None})
-
-
-def param_space(spec: SweepSpec) -> dict:
-    out = {}
-    for key, dist in spec.space.items():
-        (kind, args), = dist.items()
-        if kind == "choice":
-            out[key] = tune.grid_search(args) if spec.search.algorithm == "grid" else tune.choice(args)
-        elif kind == "grid":
-            out[key] = tune.grid_search(args)
-        elif kind == "uniform":
-            out[key] = tune.uniform(*args)
-        elif kind == "loguniform":
-            out[key] = tune.loguniform(*args)
-        elif kind == "randint":
-            out[key] = tune.randint(int(args[0]), int(args[1]))
-        else:
-            out[key] = tune.qloguniform(*args)
-    return out
-
-
-def make_scheduler(spec: SweepSpec):
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler, PopulationBasedTraining
-
-    s, epochs = spec.scheduler, spec.budget.epochs
-    if s.type == "fifo":
-        return FIFOScheduler()
-    if s.type == "asha":
-        return ASHAScheduler(time_attr="training_iteration", max_t=epochs, grace_period=min(s.grace_period, epochs),
-                             reduction_factor=s.reduction_factor)
-    if s.type == "hyperband":
-        return HyperBandScheduler(time_attr="training_iteration", max_t=epochs, reduction_factor=s.reduction_factor)
-    mutations = {}
-    for key, dist in (s.hyperparam_mutations or {}).items():
-        (kind, args), = dist.items() if isinstance(dist, dict) else (("choice", dist),)
-        mutations[key] = tune.loguniform(*args) if kind == "loguniform" else tune.uniform(*args) if kind == "uniform" else list(args)
-    return PopulationBasedTraining(time_attr="training_iteration", perturbation_interval=s.perturbation_interval,
-                                   hyperparam_mutations=mutations)
-
-
-def make_searcher(spec: SweepSpec):
-    algo = spec.search.algorithm
-    if algo in ("random", "grid"):
-        return None  # Tune's BasicVariantGenerator: random samples, grid_search expanded
-    if algo == "optuna":
-        from ray.tune.search.optuna import OptunaSearch
-
-        searcher = OptunaSearch(seed=spec.search.seed)
-    else:
-        from ray.tune.search.hyperopt import HyperOptSearch
-
-        searcher = HyperOptSearch(random_state_seed=spec.search.seed)
-    from ray.tune.search import ConcurrencyLimiter
-
-    return ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent)
+SweepSpec = Any  # search_spaces.SweepSpec, used by attribute (search_spaces imports jobs.config, not the reverse)
+TuneSetup = Any  # search_spaces.TuneSetup: the recipe translated into Tune's param_space, scheduler and searcher
+# Tune pickles its run config (callbacks, reporter) into tuner.pkl: sweeps saved before these classes moved to
+# jobs.callbacks name them here, and resume finds them by these names
+_Quiet = QuietReporter
 
 
 def _trainable(config: dict, spec_dict: dict, data_ref, storage_path: str, finished: frozenset = frozenset()) -> None:
@@ -108,7 +44,7 @@ def _trainable(config: dict, spec_dict: dict, data_ref, storage_path: str, finis
     from ray.train import Checkpoint
 
     from tunelab.jobs.errors import JobError
-    from tunelab.jobs.loop import load_checkpoint, run_training, save_checkpoint, train_loop_per_worker
+    from tunelab.jobs.loop import load_checkpoint, run_training, save_checkpoint
 
     if tune.get_context().get_trial_id() in finished:
         return
@@ -116,20 +52,12 @@ def _trainable(config: dict, spec_dict: dict, data_ref, storage_path: str, finis
     # tune.with_parameters hands the object-store value over already resolved (zero-copy numpy arrays)
     data = ray.get(data_ref) if isinstance(data_ref, ray.ObjectRef) else data_ref
     if cfg.workers > 1:
-        from ray.train import RunConfig, ScalingConfig
-        from ray.train.torch import TorchTrainer
         from ray.tune.integration.ray_train import TuneReportCallback
 
         ctx = tune.get_context()
-        use_gpu = cfg.gpus_per_worker > 0
-        res = worker_resources(cfg)
-        TorchTrainer(
-            train_loop_per_worker,
-            train_loop_config={"cfg": cfg.model_dump(), "data": ray.put(data), "init": None, "evaluate_test": False},
-            scaling_config=ScalingConfig(num_workers=cfg.workers, use_gpu=use_gpu, resources_per_worker=res),
-            run_config=RunConfig(name=f"{ctx.get_experiment_name()}-{ctx.get_trial_id()}", storage_path=storage_path,
-                                 callbacks=[TuneReportCallback()]),
-        ).fit()
+        make_trainer(cfg, {"cfg": cfg.model_dump(), "data": ray.put(data), "init": None, "evaluate_test": False},
+                     name=f"{ctx.get_experiment_name()}-{ctx.get_trial_id()}", storage_path=storage_path,
+                     callbacks=[TuneReportCallback()]).fit()
         return
 
     resume_state = None
@@ -173,128 +101,6 @@ def _trainable(config: dict, spec_dict: dict, data_ref, storage_path: str, finis
         tune.report({spec_dict["metric"]: 0.0, DIVERGED: str(e)})  # the metric is an accuracy: 0 is the worst
 
 
-DIVERGED = "diverged"  # result key of a trial whose loss stopped being finite
-RESTARTED = "restarted"  # result key: why a resumed trial could not continue from its checkpoint
-
-
-def result_metrics(result: dict) -> dict:
-    """What of a Tune result the store keeps as an epoch: its numbers, and the trial's runtime description."""
-    metrics = {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    if isinstance(result.get("runtime"), dict):
-        metrics["runtime"] = result["runtime"]
-    return metrics
-
-
-def finished_for_good(trial: dict) -> bool:
-    """Whether the store has `trial` as finished for good: completed, stopped early, or diverged. (A trial that
-    failed with an error is not: a resumed sweep gives it another go.)"""
-    status = trial.get("status")
-    return status in ("completed", "stopped") or (
-        status == "failed" and str(trial.get("error", "")).startswith("TrainingDiverged"))
-
-
-class SweepStoreCallback(tune.Callback):
-    """On the driver: writes the sweep's trials, every epoch, and each trial's end to the result store.
-
-    Writes go through a `BufferedWriter`: if Redis goes away the sweep trains on, writes wait and are flushed
-    when it is back; whatever is still unwritten when the sweep ends is spilled to `spill_path`.
-    """
-
-    def __init__(self, redis_url: str, run_id: str, spec_dict: dict, spill_path: Optional[str] = None,
-                 known: Optional[dict[str, dict]] = None, finished: frozenset = frozenset()):
-        from tunelab.results.buffer import BufferedWriter
-
-        self.redis_url, self.run_id, self.spec_dict, self.spill_path = redis_url, run_id, spec_dict, spill_path
-        self.started: set[str] = set()
-        self.failed: set[str] = set()
-        # On resume: the store's trials (a trial keeps the time it first started) and those already finished
-        # there, whose records the resumed sweep leaves as they are.
-        self.known = {tid: t.get("started") for tid, t in (known or {}).items()}
-        self.finished = set(finished)
-        self.w = BufferedWriter(redis_url)
-
-    def __getstate__(self):  # Tune saves its callbacks with the experiment
-        return {**self.__dict__, "started": set()}
-
-    def on_experiment_end(self, trials, **info):
-        import logging
-
-        if not self.w.drain(timeout_s=60) and self.spill_path:
-            path = self.w.spill(Path(self.spill_path))
-            logging.getLogger("tunelab").error(
-                "the result store stayed unreachable: %d write(s) saved to %s; write them later with "
-                "`tunelab store replay %s`", len(self.w.pending), path, path)
-
-    def trial_key(self, trial) -> str:
-        return f"{self.run_id}-{trial.trial_id}"
-
-    def _ensure(self, trial) -> str:
-        tid = self.trial_key(trial)
-        if tid not in self.started and tid not in self.finished:
-            cfg = trial_config(self.spec_dict, trial.config)
-            params = {k: v for k, v in trial.config.items()}
-            first = {"started": self.known[tid]} if self.known.get(tid) else {}
-            self.w.call("start_trial", tid, run_id=self.run_id, params=params, **trial_record(cfg), **first)
-            self.started.add(tid)
-        return tid
-
-    def on_trial_start(self, iteration, trials, trial, **info):
-        self._ensure(trial)
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        tid = self._ensure(trial)
-        if tid in self.finished:
-            return
-        if isinstance(result.get(RESTARTED), str):
-            import logging
-
-            logging.getLogger("tunelab").warning("trial %s: %s", trial.trial_id, result[RESTARTED])
-        if isinstance(result.get(DIVERGED), str):
-            self.failed.add(tid)
-            self.w.call("finish_trial", tid, "failed", error=f"TrainingDiverged: {result[DIVERGED]}")
-            return
-        metrics = result_metrics(result)
-        if "epoch" in metrics:
-            self.w.call("record_epoch", tid, metrics)
-        if isinstance(result.get("checkpoint_path"), str):  # multi-worker trials: TuneReportCallback's key
-            self.w.call("set_checkpoint", tid, result["checkpoint_path"])
-        elif isinstance(result.get("checkpoint_dir_name"), str) and trial.path:
-            # one-worker trials: the checkpoint saved with this result, in the trial's own directory. Recorded
-            # here as well as in on_checkpoint, which Tune skips when it fails to handle a save (seen under PBT).
-            self.w.call("set_checkpoint", tid, f"{trial.path}/{result['checkpoint_dir_name']}")
-
-    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
-        self.w.call("set_checkpoint", self._ensure(trial), checkpoint.path)
-
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        tid = self._ensure(trial)
-        if tid in self.failed or tid in self.finished:  # failed by divergence, or finished before a resume
-            return
-        done = int((trial.last_result or {}).get("epoch", 0))
-        epochs = trial_config(self.spec_dict, trial.config).epochs
-        self.w.call("finish_trial", tid, "completed" if done >= epochs else "stopped")
-
-    def on_trial_error(self, iteration, trials, trial, **info):
-        tid = self._ensure(trial)
-        if tid in self.finished:
-            return
-        err = ""
-        if getattr(trial, "error_file", None) and Path(trial.error_file).exists():
-            lines = [ln for ln in Path(trial.error_file).read_text(errors="replace").splitlines() if ln.strip()]
-            err = lines[-1][:300] if lines else ""
-        self.w.call("finish_trial", tid, "failed", error=err or "trial raised an error")
-
-
-class _Quiet(tune.ProgressReporter):
-    """The CLI shows its own compact view; Tune's trial table every few seconds is noise there."""
-
-    def should_report(self, trials, done=False):
-        return False
-
-    def report(self, trials, done, *sys_info):
-        pass
-
-
 @dataclass
 class SweepSummary:
     run_id: str
@@ -336,12 +142,14 @@ def trial_resources(spec: SweepSpec) -> tuple[dict[str, float], int, dict[str, f
     return worker_resources(r), r.workers, ({} if r.workers == 1 else {"CPU": 0.01})
 
 
-def run_sweep(spec: SweepSpec, store, run_id: str, data_ref, storage_path: str, *, resume: bool = False,
-              verbose: int = 0, reuse_actors: bool = True) -> SweepSummary:
-    """Fit (or resume) the sweep, then evaluate the best `top_k_test` trials on the test set."""
+def run_sweep(spec: SweepSpec, tune: TuneSetup, store, run_id: str, data_ref, storage_path: str, *,
+              resume: bool = False, verbose: int = 0, reuse_actors: bool = True) -> SweepSummary:
+    """Fit (or resume) the sweep of recipe `spec`, translated into Tune's terms as `tune`
+    (`search_spaces.to_tune(spec)`), then evaluate the best `top_k_test` trials on the test set. A resumed sweep
+    takes its scheduler and searcher from Tune's saved state: only `tune.param_space` is used."""
     import logging
 
-    from ray.tune import CheckpointConfig, FailureConfig, RunConfig, TuneConfig, Tuner
+    from ray.tune import CheckpointConfig, FailureConfig, RunConfig, TuneConfig, Tuner, with_parameters, with_resources
 
     # Ray's background sync of driver artifacts races with Tune's own temp files and logs a harmless
     # traceback ("Last sync command failed"); the next sync catches up. Keep it out of the user's view.
@@ -350,33 +158,31 @@ def run_sweep(spec: SweepSpec, store, run_id: str, data_ref, storage_path: str, 
     spec_dict = spec.model_dump()
     known = {t["id"]: t for t in store.run_trials(run_id)} if resume else {}
     done = frozenset(tid for tid, t in known.items() if finished_for_good(t))
-    trainable = tune.with_parameters(_trainable, spec_dict=spec_dict, data_ref=data_ref, storage_path=storage_path,
-                                     finished=frozenset(tid.removeprefix(f"{run_id}-") for tid in done))
+    trainable = with_parameters(_trainable, spec_dict=spec_dict, data_ref=data_ref, storage_path=storage_path,
+                                finished=frozenset(tid.removeprefix(f"{run_id}-") for tid in done))
     per_worker, _, own = trial_resources(spec)
-    trainable = tune.with_resources(trainable, own or per_worker)
-    local = "://" not in storage_path
-    spill = str(Path(storage_path) / spec.name / f"tunelab-unwritten-{run_id}.jsonl") if local else \
-        str(Path.home() / ".tunelab" / f"unwritten-{run_id}.jsonl")
-    callback = SweepStoreCallback(store.url, run_id, spec_dict, spill_path=spill, known=known, finished=done)
-    t0 = time.monotonic()
+    trainable = with_resources(trainable, own or per_worker)
     exp_path = str(Path(storage_path) / spec.name) if "://" not in storage_path else f"{storage_path.rstrip('/')}/{spec.name}"
+    callback = SweepStoreCallback(store.url, run_id, spec_dict, spill_path=str(spill_path(exp_path, run_id)),
+                                  known=known, finished=done)
+    t0 = time.monotonic()
     if resume:
         check_resumable(exp_path)
         tuner = Tuner.restore(exp_path, trainable=trainable, resume_unfinished=True, resume_errored=True,
-                              param_space=param_space(spec))
+                              param_space=tune.param_space)
         # callbacks are not part of the restored state: attach ours again
         tuner._local_tuner._run_config.callbacks = [callback]
     else:
         tuner = Tuner(
             trainable,
-            param_space=param_space(spec),
+            param_space=tune.param_space,
             tune_config=TuneConfig(metric=spec.metric, mode=spec.mode, num_samples=spec.budget.samples,
-                                   scheduler=make_scheduler(spec), search_alg=make_searcher(spec),
+                                   scheduler=tune.scheduler, search_alg=tune.searcher,
                                    max_concurrent_trials=spec.max_concurrent, time_budget_s=spec.budget.time_limit_s,
                                    # a new trial in a warm process: 0.3 s instead of ~3 s per trial here
                                    reuse_actors=reuse_actors),
             run_config=RunConfig(name=spec.name, storage_path=storage_path, callbacks=[callback], verbose=verbose,
-                                 progress_reporter=_Quiet(),
+                                 progress_reporter=QuietReporter(),
                                  failure_config=FailureConfig(max_failures=1),
                                  # PBT: keep every checkpoint while the sweep runs. A trial that exploits another
                                  # continues that trial's checkpoint numbering inside its own directory, so it
@@ -384,8 +190,6 @@ def run_sweep(spec: SweepSpec, store, run_id: str, data_ref, storage_path: str, 
                                  # drops that epoch's result. `_prune_checkpoints` keeps the latest at the end.
                                  checkpoint_config=CheckpointConfig(num_to_keep=None if spec.scheduler.type == "pbt" else 1)),
         )
-    from tunelab.jobs.importer import write_manifest
-
     run = store.get_run(run_id) or {}
     write_manifest(exp_path, run_id=run_id, kind="sweep", name=spec.name, dataset=spec.dataset, labels=spec.labels,
                    config=spec_dict, started=run.get("started") or time.time(), storage_path=storage_path)
@@ -425,10 +229,7 @@ def _prune_checkpoints(store, run_id: str) -> None:
 
 def summarise(spec: SweepSpec, store, run_id: str, grid, data_ref, wall: float, test: bool = True) -> SweepSummary:
     """Counts, the best trial on validation, and test accuracy for the best `top_k_test` trials."""
-    import logging
-
-    from tunelab.jobs.errors import JobError
-    from tunelab.jobs.loop import evaluate_checkpoint, load_checkpoint
+    from tunelab.jobs.loop import evaluate_checkpoint, load_checkpoint_or_none
 
     trials = store.run_trials(run_id)
     counts: dict[str, int] = {}
@@ -441,10 +242,9 @@ def summarise(spec: SweepSpec, store, run_id: str, grid, data_ref, wall: float, 
         ckpt = t.get("checkpoint")
         if not ckpt or not Path(ckpt).exists():
             continue
-        try:
-            state = load_checkpoint(Path(ckpt))
-        except JobError as e:  # one unreadable checkpoint costs that trial its test figure, not the sweep its summary
-            logging.getLogger("tunelab").warning("trial %s is not evaluated on test: %s", t["id"], str(e).split("; ")[0])
+        # one unreadable checkpoint costs that trial its test figure, not the sweep its summary
+        state = load_checkpoint_or_none(Path(ckpt), f"trial {t['id']} is not evaluated on test")
+        if state is None:
             continue
         cfg = TrainConfig.model_validate(state["config"])
         metrics = evaluate_checkpoint(cfg, data, state)

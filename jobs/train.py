@@ -6,27 +6,11 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
+from tunelab.errors import exception_line
 from tunelab.jobs.config import TrainConfig
 
-
-def leaderboards_for(cfg: TrainConfig) -> dict[str, dict[str, str]]:
-    """The leaderboards a run of `cfg` belongs on, with the metrics that rank it on each.
-
-    A CIFAR-100 model trained on fine labels is also ranked on the coarse board by the coarse accuracy
-    derived from its fine predictions.
-    """
-    boards = {cfg.labels: {"val": "val_acc", "test": "test_acc"}}
-    if cfg.dataset == "cifar100" and cfg.labels == "fine":
-        boards["coarse"] = {"val": "val_acc_coarse", "test": "test_acc_coarse"}
-    return boards
-
-
-def trial_record(cfg: TrainConfig) -> dict:
-    """What the store keeps about a trial of `cfg` besides its params: model, family, data, leaderboards."""
-    from tunelab import models
-
-    return dict(model=cfg.model, family=models.model_info(cfg.model).family, dataset=cfg.dataset, labels=cfg.labels,
-                boards=leaderboards_for(cfg), augment=cfg.augment, pretrained=cfg.pretrained)
+__all__ = ["FitResult", "error_line", "fit", "fit_local", "initial_state", "make_trainer", "resolve_resources",
+           "runs_in_process", "worker_resources"]
 
 
 def initial_state(cfg: TrainConfig, num_classes: int, in_chans: int, img_size: int) -> Optional[dict]:
@@ -61,8 +45,7 @@ class FitResult:
 def error_line(e: BaseException) -> str:
     """How a run's failure is recorded: the exception's type and the last line of its message (a worker's error
     arrives wrapped, its own words last), at most 300 characters."""
-    msg = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {(msg[-1] if msg else '')[:300]}"
+    return exception_line(e, last=True, limit=300)
 
 
 def worker_resources(cfg) -> dict[str, float]:
@@ -116,38 +99,50 @@ def fit_local(cfg: TrainConfig, data, *, run_id: str, trial_id: str, redis_url: 
                      error=None)
 
 
+def make_trainer(cfg: TrainConfig, train_loop_config: dict, *, name: str, storage_path: str, callbacks: list,
+                 **run_options):
+    """The `TorchTrainer` of `cfg` (its `cfg.workers` DDP workers, each with `worker_resources`; NCCL on GPUs, else
+    gloo) running `jobs.loop.train_loop_per_worker` on `train_loop_config`: what a training run (`fit`) and a
+    multi-worker sweep trial both fit. `run_options` go to its RunConfig beside name, storage and callbacks."""
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    from tunelab.jobs.loop import train_loop_per_worker
+
+    use_gpu = cfg.gpus_per_worker > 0
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=train_loop_config,
+        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
+        scaling_config=ScalingConfig(num_workers=cfg.workers, use_gpu=use_gpu,
+                                     resources_per_worker=worker_resources(cfg)),
+        run_config=RunConfig(name=name, storage_path=storage_path, callbacks=callbacks, **run_options),
+    )
+
+
 def fit(cfg: TrainConfig, data_ref, *, run_id: str, trial_id: str, redis_url: str, storage_path: str,
         init_ref=None) -> FitResult:
     """Train under Ray Train with `cfg.workers` DDP workers; every epoch goes to the store via StoreCallback.
 
     A worker that dies is replaced and the run resumes from its latest checkpoint (up to `cfg.max_failures`).
     """
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.train import CheckpointConfig, FailureConfig
 
     from tunelab.jobs.callbacks import StoreCallback
-    from tunelab.jobs.loop import train_loop_per_worker
     from tunelab.jobs.step import MALLOC_ENV
 
-    use_gpu = cfg.gpus_per_worker > 0
-    resources = worker_resources(cfg)
     if "://" not in storage_path:  # a local path; URIs (s3://, gs://) are Ray's to create
         os.makedirs(storage_path, exist_ok=True)
-    trainer = TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config={"cfg": cfg.model_dump(), "data": data_ref, "init": init_ref},
-        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
-        scaling_config=ScalingConfig(num_workers=cfg.workers, use_gpu=use_gpu, resources_per_worker=resources),
-        run_config=RunConfig(
-            name=run_id,
-            storage_path=storage_path,
-            callbacks=[StoreCallback(redis_url, trial_id)],
-            failure_config=FailureConfig(max_failures=cfg.max_failures),
-            checkpoint_config=CheckpointConfig(num_to_keep=2),
-            # glibc reads the malloc settings only at process start (jobs.step.MALLOC_ENV; a user's own values win)
-            worker_runtime_env={"env_vars": {"OMP_NUM_THREADS": str(int(cfg.cpus_per_worker or 1)),
-                                             **{k: os.environ.get(k, v) for k, v in MALLOC_ENV.items()}}},
-        ),
+    trainer = make_trainer(
+        cfg, {"cfg": cfg.model_dump(), "data": data_ref, "init": init_ref},
+        name=run_id,
+        storage_path=storage_path,
+        callbacks=[StoreCallback(redis_url, trial_id)],
+        failure_config=FailureConfig(max_failures=cfg.max_failures),
+        checkpoint_config=CheckpointConfig(num_to_keep=2),
+        # glibc reads the malloc settings only at process start (jobs.step.MALLOC_ENV; a user's own values win)
+        worker_runtime_env={"env_vars": {"OMP_NUM_THREADS": str(int(cfg.cpus_per_worker or 1)),
+                                         **{k: os.environ.get(k, v) for k, v in MALLOC_ENV.items()}}},
     )
     try:
         result = trainer.fit()

@@ -9,11 +9,12 @@ from tunelab.models.registry import (
     ModelInfo,
     build,
     count_parameters,
+    describe_models,
     head_parameters,
     input_normalization,
     list_models,
     model_info,
 )
 
-__all__ = ["ModelError", "ModelInfo", "build", "count_parameters", "head_parameters", "input_normalization",
+__all__ = ["ModelError", "ModelInfo", "build", "count_parameters", "describe_models", "head_parameters", "input_normalization",
            "list_models", "model_info"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from tunelab.models.registry import register_model
+from tunelab.models.registration import register_model
 
 
 def _conv_out(size: int, kernel: int = 3) -> int:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from tunelab.models.registry import ModelError
+from tunelab.models.registration import ModelError
 
 # Blocks per stage of EfficientNet-Lite0 (timm's `blocks.S.I`); the source numbers them flat (`_blocks.N`).
 LITE0_STAGE_DEPTHS = (1, 2, 2, 3, 3, 4, 1)

@@ -2,52 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Optional
 
 import torch.nn as nn
 
-from tunelab.errors import TunelabError
-
-Pretrained = Union[None, bool, str, Path]
-
-# Below this input size, builders adapt stems and early strides to small images; at or above it (inputs resized
-# to the weights' resolution) they keep the ImageNet layout.
-SMALL_INPUT = 64
-
-
-class ModelError(TunelabError, ValueError):
-    """A model that cannot be built as asked (unknown name, unsupported input, weights that do not fit)."""
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    name: str
-    family: str
-    native_img_size: int
-    description: str
-    builder: Callable[..., nn.Module]
-    timm_name: Optional[str] = None  # the timm architecture behind it (pretrained weights come from there)
-    reference: str = ""  # where the published parameter count comes from
-
-
-_REGISTRY: dict[str, ModelInfo] = {}
-TIMM_PREFIX = "timm/"
-
-
-def register_model(name: str, family: str, native_img_size: int, description: str,
-                   timm_name: Optional[str] = None, reference: str = ""):
-    """Decorator: make `fn(num_classes, in_chans, img_size, pretrained) -> nn.Module` buildable as `name`."""
-
-    def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _REGISTRY:
-            raise RuntimeError(f"model {name!r} registered twice")
-        _REGISTRY[name] = ModelInfo(name, family, native_img_size, description, fn, timm_name, reference)
-        return fn
-
-    return wrap
-
+from tunelab.models.registration import _REGISTRY, TIMM_PREFIX, ModelError, ModelInfo, Pretrained
 
 def list_models() -> list[str]:
     """Every registered model name, sorted (any timm model is also buildable as `timm/<name>`)."""
@@ -102,6 +62,26 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def describe_models(num_classes: int, in_chans: int, img_size: int) -> list[dict]:
+    """Every registered model as a record: name, family, trainable parameters for these inputs and classes, native
+    input size, where its ImageNet weights come from ("none" without), timm name, description. Counting builds each
+    model on the meta device: shapes only, no memory."""
+    import torch
+
+    from tunelab.models.timm_models import weights_source
+
+    recs = []
+    for name in list_models():
+        info = model_info(name)
+        with torch.device("meta"):
+            m = build(name, num_classes=num_classes, in_chans=in_chans, img_size=img_size)
+        recs.append({"name": name, "family": info.family, "params": count_parameters(m),
+                     "native_img_size": info.native_img_size,
+                     "pretrained": weights_source(info.timm_name) if info.timm_name else "none",
+                     "timm_name": info.timm_name, "description": info.description})
+    return recs
+
+
 def head_parameters(model: nn.Module) -> list[nn.Parameter]:
     """The classifier's parameters (timm's `get_classifier()`, else the last Linear layer)."""
     if hasattr(model, "get_classifier"):
@@ -123,5 +103,5 @@ def input_normalization(model: nn.Module, in_chans: int) -> Optional[tuple[tuple
 
 
 def _load_families() -> None:
-    # Importing a family module registers its models; kept lazy so `models.registry` has no import cycle.
+    # Importing a family module registers its models (lazily: timm is imported only when a model is asked for).
     from tunelab.models import cnn, resnet_cifar, timm_models, wrn  # noqa: F401

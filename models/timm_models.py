@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 
 import torch.nn as nn
 
-from tunelab.models.registry import SMALL_INPUT, ModelError, ModelInfo, Pretrained, register_model
+from tunelab.errors import exception_line
+from tunelab.models.registration import SMALL_INPUT, ModelError, ModelInfo, Pretrained, register_model
 
 HUB_PROBE_TIMEOUT_S = 1.5
 
@@ -137,7 +138,7 @@ def create(timm_name: str, num_classes: int, in_chans: int, pretrained: Pretrain
     except Exception as e:
         if pretrained is None:
             raise
-        raise ModelError(f"cannot load weights from {overlay['file']} ({type(e).__name__}: {str(e)[:160]})") from None
+        raise ModelError(f"cannot load weights from {overlay['file']} ({exception_line(e, limit=160)})") from None
     model.tunelab_pretrained = pretrained is not None
     return model
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from tunelab.models.registry import register_model
+from tunelab.models.registration import register_model
 
 
 class WideBlock(nn.Module):

@@ -10,9 +10,9 @@ from typing import Any, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from tunelab.jobs.config import JobError, TrainConfig, make_config
 
-from tunelab.errors import TunelabError
+from tunelab.errors import TunelabError, validation_line
+from tunelab.jobs.config import JobError, TrainConfig, make_config
 
 SAMPLERS = ("choice", "grid", "uniform", "loguniform", "randint", "qloguniform")
 # What a sweep varies or fixes must be a training-config field; these belong to the sweep itself.
@@ -142,6 +142,18 @@ def validate(spec: SweepSpec) -> None:
         raise SpecError(f"fixed: {str(e).removeprefix('invalid training config: ')}") from None
 
 
+def _first_problem(e: ValidationError) -> str:
+    """The first problem of a recipe's ValidationError: `KEY: message` (an unexpected key: "unknown key"). The space
+    validator's own message starts with the key it is about, which joins the location: `space.lr: …`."""
+    err = e.errors()[0]
+    line = validation_line(e, first=True, got=False)
+    if not err["loc"]:
+        return f"top level: {line}"
+    if tuple(err["loc"]) == ("space",) and err["type"] == "value_error" and ": " in line.removeprefix("space: "):
+        return "space." + line.removeprefix("space: ")
+    return line
+
+
 def load(path: Union[str, Path]) -> SweepSpec:
     """The validated recipe at `path`; SpecError naming the file and the key otherwise."""
     path = Path(path)
@@ -158,13 +170,7 @@ def load(path: Union[str, Path]) -> SweepSpec:
     try:
         spec = SweepSpec.model_validate(raw)
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"]) or "top level"
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        sep = "." if loc == "space" and err["type"] == "value_error" and ": " in msg else ": "  # space.lr: …
-        raise SpecError(f"{path}: {loc}{sep}{msg}") from None
+        raise SpecError(f"{path}: {_first_problem(e)}") from None
     try:
         validate(spec)
     except SpecError as e:

@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 # name -> the module that defines it; loaded on first use (PEP 562)
 _LAZY = {
     "train": "tunelab.api", "sweep": "tunelab.api", "resume": "tunelab.api", "leaderboard": "tunelab.api",
-    "runs": "tunelab.api", "open_store": "tunelab.api", "sweeps": "tunelab.api", "trials": "tunelab.api",
+    "runs": "tunelab.api", "open_store": "tunelab.api", "find_sweep": "tunelab.api", "trials": "tunelab.api",
     "TrainResult": "tunelab.outcomes", "SweepResult": "tunelab.outcomes", "LeaderboardRow": "tunelab.outcomes",
     "RunRow": "tunelab.outcomes", "Trial": "tunelab.outcomes",
 }

@@ -42,4 +42,6 @@ def install(package_dir: Path) -> None:
     root = package_dir.parent
     if any(isinstance(f, _SourceRooms) for f in sys.meta_path):
         return
-    sys.meta_path.append(_SourceRooms(root))
+    # first: the rooms beside *this* tunelab/, even where an editable install's finder maps the same names to another
+    # checkout (a Ray job's working_dir is a copy of the tree, run by the same virtualenv)
+    sys.meta_path.insert(0, _SourceRooms(root))

@@ -1,6 +1,5 @@
 """Loaders on files in the exact on-disk formats; import verifies MD5s; splits and shards are seeded."""
 
-import gzip
 import os
 import pickle
 import shutil

@@ -47,7 +47,7 @@ def mnist_ref(ray_local, mnist_root):
 
 def _sweep(spec, store, tmp_path, mnist_ref, run_id="s1"):
     store.start_run(run_id, kind="sweep", name=spec.name, dataset="mnist", labels="fine", config=spec.model_dump())
-    return run_sweep(spec, store, run_id, mnist_ref, str(tmp_path / "exp"))
+    return run_sweep(spec, search_spaces.to_tune(spec), store, run_id, mnist_ref, str(tmp_path / "exp"))
 
 
 def test_asha_stops_trials_early_and_stores_every_trial(tmp_path, store, mnist_ref, monkeypatch, capsys):
@@ -335,7 +335,8 @@ def test_redis_down_mid_sweep_training_goes_on_and_nothing_is_lost(tmp_path, mni
                      max_concurrent=1)
         store.start_run("out", kind="sweep", name=spec.name, dataset="mnist", labels="fine", config=spec.model_dump())
         done: dict = {}
-        sweep = threading.Thread(target=lambda: done.update(s=run_sweep(spec, store, "out", mnist_ref, str(tmp_path / "exp"))))
+        tune = search_spaces.to_tune(spec)
+        sweep = threading.Thread(target=lambda: done.update(s=run_sweep(spec, tune, store, "out", mnist_ref, str(tmp_path / "exp"))))
         sweep.start()
         deadline = time.monotonic() + 120
         while not any(t.get("epochs_done") for t in store.run_trials("out")):

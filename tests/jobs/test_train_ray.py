@@ -14,7 +14,8 @@ import ray
 from tunelab.jobs import data
 from tunelab.jobs.config import make_config
 from tunelab.jobs.loop import load_checkpoint
-from tunelab.jobs.train import fit, leaderboards_for
+from tunelab.jobs.train import fit
+from tunelab.jobs.trials import leaderboards_for
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,5 @@
 """Every recipe loads and validates; bad recipes fail before anything starts, naming the file and the key."""
 
-from pathlib import Path
-
 import pytest
 
 from tunelab import search_spaces

@@ -1,0 +1,51 @@
+"""`tunelab leaderboard` and `tunelab runs`: what came out, as tables (or JSON)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from tunelab.cli.common import DatasetName, LabelKind, out, print_json
+
+
+def leaderboard(
+    dataset: DatasetName = typer.Option(..., help="dataset"),
+    label: LabelKind = typer.Option(LabelKind.fine, help="label kind"),
+    limit: int = typer.Option(20, min=1, help="rows to show"),
+    family: Optional[str] = typer.Option(None, help="only this model family (see `tunelab models list`)"),
+    augment: Optional[str] = typer.Option(None, help="only this augmentation policy, as stored (e.g. crop:4+flip)"),
+    pretrained: Optional[bool] = typer.Option(None, "--pretrained/--scratch", help="only fine-tuned / only from-scratch trials"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output only (the API's /api/leaderboard)"),
+) -> None:
+    """Best trials for a dataset, ranked by validation accuracy (ties: test accuracy), as on the web leaderboard."""
+    from tunelab.api import leaderboard as board
+    from tunelab.dashboards import leaderboard_table
+
+    rows = board(dataset.value, label.value, limit=limit, family=family, augment=augment, pretrained=pretrained)
+    filtered = family or augment or pretrained is not None
+    if as_json:
+        print_json([r.model_dump(mode="json") for r in rows])
+    elif not rows and filtered:
+        out.print(f"no {dataset.value}/{label.value} results match these filters")
+    elif not rows:
+        out.print(f"no results for {dataset.value}/{label.value} yet; run `tunelab train --dataset {dataset.value}`")
+    else:
+        out.print(leaderboard_table([r.model_dump() for r in rows], dataset.value, label.value))
+
+
+def runs(
+    limit: int = typer.Option(50, min=1, help="rows to show"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output only"),
+) -> None:
+    """Runs, newest first."""
+    from tunelab.api import runs as list_runs
+    from tunelab.dashboards import runs_table
+
+    rs = [r.model_dump(mode="json", exclude_unset=True) for r in list_runs(limit)]
+    if as_json:
+        print_json(rs)
+    elif not rs:
+        out.print("no runs yet; start one with `tunelab train`")
+    else:
+        out.print(runs_table(rs))
