@@ -11,6 +11,8 @@ from fastapi.responses import Response
 from tunelab.dashboards import charts, views
 from tunelab.dashboards.deps import BoardCacheDep, ChartCacheDep, StoreDep
 from tunelab.dashboards.schemas import Board, Health, LeaderboardRow, RunDetail, RunRow, TrialDetail
+from tunelab.dashboards import importance
+from tunelab.dashboards.schemas import Importance
 from tunelab.results import ResultStore
 
 router = APIRouter(prefix="/api")
@@ -44,11 +46,17 @@ def api_leaderboard(
     pretrained: str = Query("any", description="any, yes or no"),
     sort: str = Query("rank", description=f"one of {', '.join(views.SORTS)}"),
     order: str = Query("asc", pattern="^(asc|desc)$"),
+    pareto: bool = Query(False, description="only trials Pareto-optimal on the whole board: no other trial is as "
+                                            "accurate with no more parameters and training seconds and no fewer "
+                                            "inference images/s"),
 ) -> list[LeaderboardRow]:
-    """Ranked by validation accuracy (ties: test accuracy), the order of `tunelab leaderboard --json`."""
+    """Ranked by validation accuracy (ties: test accuracy), the order of `tunelab leaderboard --json`; each row says
+    whether its trial is Pareto-optimal on the whole board (validation accuracy against parameters, training seconds
+    and inference images/s)."""
     try:
         return views.leaderboard(s, dataset, label, limit=limit, family=family, augment=augment,
-                                 pretrained=pretrained, sort=sort, descending=order == "desc", cache=board_cache)
+                                 pretrained=pretrained, sort=sort, descending=order == "desc", pareto=pareto,
+                                 cache=board_cache)
     except views.ViewError as e:
         raise _view_error(e) from None
 
@@ -98,6 +106,52 @@ def api_run_charts(run_id: str, s: StoreDep, chart_cache: ChartCacheDep) -> Resp
         body = json.dumps(charts.run_charts(detail.run.model_dump(), detail.trials, epochs)).encode()
         chart_cache.put(key, body)
     return Response(body, media_type="application/json")
+
+
+def _importance(s: ResultStore, cache, run_id: str, evaluator: str, early_stopped: str) -> Importance:
+    """The sweep's parameter importance, computed once per change of its trials; 404 for no run, ViewError else."""
+    importance.check_choices(evaluator, early_stopped)
+    run = s.get_run(run_id)
+    if run is None:
+        raise HTTPException(404, f"no run {run_id!r}")
+    trials = s.run_trials(run_id)
+    key = ("importance", evaluator, early_stopped, importance.cache_key(run, trials))
+    body = cache.get(key)
+    if body is not None:
+        return Importance.model_validate_json(body)
+    found = importance.compute(run, trials, evaluator, early_stopped)
+    cache.put(key, found.model_dump_json().encode())
+    return found
+
+
+_EVALUATOR_Q = Query("ped-anova", description="ped-anova (Optuna's default) or fanova (a random forest, seed 0)")
+_EARLY_STOPPED_Q = Query("reached", description="trials that ended short of the budget: reached (count them at the "
+                                                "epoch they reached) or exclude (leave them out)")
+
+
+@router.get("/runs/{run_id:path}/importance/chart", tags=["runs"])
+def api_run_importance_chart(run_id: str, s: StoreDep, chart_cache: ChartCacheDep, evaluator: str = _EVALUATOR_Q,
+                             early_stopped: str = _EARLY_STOPPED_Q) -> dict:
+    """The sweep page's importance chart: `importance` (a plotly figure) and `note` (what it was computed over). With
+    too few trials the figure says why and the note is empty."""
+    try:
+        found = _importance(s, chart_cache, run_id, evaluator, early_stopped)
+    except views.ViewError as e:
+        if evaluator not in importance.EVALUATORS or early_stopped not in importance.POLICIES:
+            raise _view_error(e) from None
+        return {"importance": charts.importance_unavailable(str(e)), "note": ""}
+    return {"importance": charts.importance_chart(found), "note": found.note}
+
+
+@router.get("/runs/{run_id:path}/importance", response_model=Importance, tags=["runs"])
+def api_run_importance(run_id: str, s: StoreDep, chart_cache: ChartCacheDep, evaluator: str = _EVALUATOR_Q,
+                       early_stopped: str = _EARLY_STOPPED_Q) -> Importance:
+    """How much each searched parameter of a sweep mattered for validation accuracy, most important first (Optuna's
+    evaluators over the trials in the store); 422 with one line for too few trials or a run that is not a sweep."""
+    try:
+        return _importance(s, chart_cache, run_id, evaluator, early_stopped)
+    except views.ViewError as e:
+        raise _view_error(e) from None
 
 
 @router.get("/trials/{trial_id:path}/charts", tags=["trials"])

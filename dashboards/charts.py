@@ -4,6 +4,7 @@ Every string that came from the store is HTML-escaped here: plotly.js renders a 
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import math
@@ -12,7 +13,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from tunelab.dashboards.schemas import Trial
+from tunelab.dashboards.schemas import LeaderboardRow, Trial
 
 TOP_CURVES = 10  # learning curves drawn in colour; other finished trials and early-stopped ones in grey
 MAX_GREY_CURVES = 200
@@ -151,6 +152,43 @@ def parameter_effects(trials: list[Trial]) -> dict:
     return _fig(fig, "Each parameter against validation accuracy", height=max(320, 300 * rows))
 
 
+def _fmt(v, fmt: str) -> str:
+    return "—" if v is None else fmt.format(v)
+
+
+@functools.lru_cache(maxsize=1)
+def _pareto_layout() -> dict:
+    return _fig(go.Figure(), "Validation accuracy against parameters — ★ Pareto-optimal trials joined",
+                xaxis=dict(title="parameters (log)", type="log", dtick="D2", tickformat="~s"),
+                yaxis_title="val accuracy %")["layout"]
+
+
+def pareto_chart(rows: list[LeaderboardRow]) -> dict:
+    """A leaderboard's rows as validation accuracy (%) against parameters (log axis): the Pareto-optimal ones (on the
+    whole board, `row.pareto`) highlighted and joined in order of parameters as the front, the others in grey; hover
+    names the model, trial and costs. Rows without a parameter count are left out."""
+    def hover(r: LeaderboardRow) -> str:
+        return "<br>".join([
+            f"{_esc(r.model)} · trial {_esc(r.trial)} ({_esc(r.run_name or r.run_id)})",
+            f"val {_fmt(_pct(r.val_acc), '{:.2f}')}% · rank {r.rank}" + (" · Pareto-optimal" if r.pareto else ""),
+            f"{_fmt(r.n_params, '{:,}')} parameters · {_fmt(r.train_time_s, '{:,.1f}')} s training",
+            f"{_fmt(r.infer_images_per_s, '{:,.0f}')} inference images/s"])
+
+    # plain trace dicts: every leaderboard page draws this chart, and plotly's validation of 200 points costs ~70 ms
+    def scatter(points: list[LeaderboardRow], **style) -> dict:
+        return dict(type="scatter", x=[r.n_params for r in points], y=[_pct(r.val_acc) for r in points],
+                    text=[hover(r) for r in points], hovertemplate="%{text}<extra></extra>", **style)
+
+    shown = [r for r in rows if r.n_params and r.val_acc is not None]
+    front = sorted((r for r in shown if r.pareto), key=lambda r: (r.n_params, -r.val_acc))
+    others = [r for r in shown if not r.pareto]
+    return {"data": [scatter(others, mode="markers", name="other trials",
+                             marker=dict(size=7, color="rgba(130,130,130,.55)")),
+                     scatter(front, mode="lines+markers", name="★ Pareto-optimal", line=dict(color="#d62728", width=1.5),
+                             marker=dict(size=12, symbol="star", color="#d62728"))],
+            "layout": dict(_pareto_layout())}
+
+
 def run_charts(run: dict, trials: list[Trial], epochs: dict[str, list[dict]]) -> dict[str, dict]:
     """A sweep page's four charts."""
     return {
@@ -183,3 +221,31 @@ def trial_charts(trial: Trial, epochs: list[dict]) -> dict[str, dict]:
         "accuracy": _fig(go.Figure(acc_traces), "Accuracy per epoch", xaxis=_epoch_axis(x), yaxis_title="accuracy %"),
         "throughput": _fig(speed, "Training throughput", xaxis=_epoch_axis(x), yaxis_title="images/s"),
     }
+
+
+def importance_chart(imp) -> dict:
+    """A sweep's parameter importance (a `schemas.Importance`) as horizontal bars, the most important on top."""
+    from tunelab.dashboards.importance import EVALUATORS
+
+    names = [_esc(p.param) for p in imp.importances]
+    shares = [p.importance for p in imp.importances]
+    fig = go.Figure(go.Bar(x=shares, y=names, orientation="h", marker=dict(color="#1f77b4"),
+                           text=[f"{v:.2f}" for v in shares], textposition="auto",
+                           hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
+    how = EVALUATORS.get(imp.evaluator, imp.evaluator)
+    return _fig(fig, f"Parameter importance for validation accuracy — {how}, {imp.trials_used} trials",
+                height=max(_LAYOUT["height"], 120 + 40 * len(names)),
+                xaxis=dict(title="share of importance", range=[0, max([1.0, *shares])], tickformat=".1f"),
+                yaxis=dict(type="category", autorange="reversed", automargin=True))
+
+
+def importance_unavailable(message: str) -> dict:
+    """The importance chart's place when there is none yet: empty axes and the reason."""
+    import textwrap
+
+    fig = go.Figure()  # plotly does not wrap annotations: break the (escaped) line itself
+    lines = textwrap.wrap(_esc(message), 90, break_long_words=False)
+    fig.add_annotation(text="<br>".join(lines), showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5,
+                       font=dict(size=13, color="#687085"))
+    return _fig(fig, "Parameter importance for validation accuracy", xaxis=dict(visible=False),
+                yaxis=dict(visible=False))

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from tunelab.dashboards import views
+from tunelab.dashboards import charts, views
 from tunelab.dashboards.deps import BoardCacheDep, StoreDep, get_store
 from tunelab.dashboards.schemas import Board
 from tunelab.dashboards.terminal import pretrained_label
@@ -27,8 +27,8 @@ COLUMNS = [  # leaderboard columns: (sort key or None, header, numeric)
     ("rank", "#", True), ("run_name", "run", False), ("trial", "trial", False), ("model", "model", False),
     ("pretrained", "pretrained", False), ("augment", "augment", False), (None, "hyperparameters", False),
     ("val_acc", "val %", True), ("test_acc", "test %", True), ("epochs", "epochs", True),
-    ("train_time_s", "train s", True), ("images_per_s", "img/s", True), ("n_params", "params", True),
-    (None, "status", False),
+    ("train_time_s", "train s", True), ("images_per_s", "img/s", True), ("infer_images_per_s", "infer img/s", True),
+    ("n_params", "params", True), (None, "★", False), (None, "status", False),
 ]
 
 router = APIRouter(include_in_schema=False)
@@ -106,15 +106,17 @@ def index(s: StoreDep) -> RedirectResponse:
 @router.get("/leaderboard", response_class=HTMLResponse)
 def leaderboard_page(request: Request, s: StoreDep, board_cache: BoardCacheDep, dataset: str = "mnist",
                      label: str = "fine", family: str = "", augment: str = "", pretrained: str = "any",
-                     sort: str = "rank", order: str = "asc", limit: int = Query(200, ge=1, le=100_000)):
+                     sort: str = "rank", order: str = "asc", limit: int = Query(200, ge=1, le=100_000),
+                     pareto: bool = False):
     try:
         rows = views.leaderboard(s, dataset, label, limit=limit, family=family or None,
                                  augment=augment or None, pretrained=pretrained, sort=sort,
-                                 descending=order == "desc", cache=board_cache)
+                                 descending=order == "desc", pareto=pareto, cache=board_cache)
         choices = views.leaderboard_choices(s, dataset, label)
     except views.ViewError as e:
         return page(request, s, "error.html", 400, title="bad request", message=str(e))
-    base = {"dataset": dataset, "label": label, "family": family, "augment": augment, "pretrained": pretrained}
+    base = {"dataset": dataset, "label": label, "family": family, "augment": augment, "pretrained": pretrained,
+            **({"pareto": "true"} if pareto else {})}
 
     def sort_link(key: str) -> str:
         # first click: the direction that puts the best first (rank ascending, numbers descending)
@@ -126,7 +128,8 @@ def leaderboard_page(request: Request, s: StoreDep, board_cache: BoardCacheDep, 
     return page(request, s, "leaderboard.html", title=f"{dataset} {label} leaderboard", rows=rows,
                 dataset=dataset, label=label, labels=views.LABELS.get(dataset, ()), datasets=views.DATASETS,
                 choices=choices, filters=base, sort=sort, order=order, columns=COLUMNS, sort_link=sort_link,
-                api=f"/api/leaderboard?{urlencode({**base, 'sort': sort, 'order': order, 'limit': limit})}")
+                api=f"/api/leaderboard?{urlencode({**base, 'sort': sort, 'order': order, 'limit': limit})}",
+                pareto=pareto, charts=True, pareto_chart=charts.pareto_chart(rows) if rows else None)
 
 
 @router.get("/runs", response_class=HTMLResponse)

@@ -8,7 +8,8 @@ from pydantic import BaseModel, ConfigDict
 
 
 class LeaderboardRow(BaseModel):
-    """One trial on a dataset/label leaderboard. `rank` is its place by validation accuracy on the whole board."""
+    """One trial on a dataset/label leaderboard. `rank` is its place by validation accuracy on the whole board;
+    `pareto`: no other trial of the whole board is as accurate and no more costly (`dashboards.views.pareto_front`)."""
 
     rank: int
     run_id: str
@@ -32,6 +33,8 @@ class LeaderboardRow(BaseModel):
     images_per_s: Optional[float] = None
     n_params: Optional[int] = None
     started: Optional[float] = None
+    infer_images_per_s: Optional[float] = None  # inference throughput of the trained model, measured at its end
+    pareto: bool = False
 
 
 class Board(BaseModel):
@@ -89,6 +92,7 @@ class Trial(BaseModel):
     images_per_s: Optional[float] = None
     train_time_s: Optional[float] = None
     n_params: Optional[int] = None
+    infer_images_per_s: Optional[float] = None  # inference throughput of the trained model on its device
     checkpoint: Optional[str] = None
     error: Optional[str] = None
     started: Optional[float] = None
@@ -115,3 +119,26 @@ class Health(BaseModel):
     store: str
     schema_version: int
     runs: int
+
+
+class ParamImportance(BaseModel):
+    """One searched parameter's share of the importance (a sweep's shares add up to 1)."""
+
+    param: str
+    importance: float
+
+
+class Importance(BaseModel):
+    """How much each searched parameter of a sweep mattered for its validation accuracy, most important first
+    (Optuna's PED-ANOVA or fANOVA over the sweep's trials in the store; see dashboards/importance.py)."""
+
+    run_id: str
+    evaluator: str  # "ped-anova" or "fanova"
+    metric: str  # the value each trial is scored by: "best_val_acc", its best epoch's validation accuracy
+    early_stopped: str  # "reached": trials that ended short of the budget count at the epoch they reached; "exclude"
+    trials_used: int
+    trials_left_out: int
+    early_stopped_used: int = 0  # of trials_used, how many ended short of the budget
+    left_out: dict[str, int] = {}  # why: early_stopped, no_result, params_outside_space
+    importances: list[ParamImportance]
+    note: str  # what was computed over which trials, in words (shown on the sweep page and by the CLI)

@@ -35,15 +35,18 @@ def _params(params: dict) -> str:
 
 
 def leaderboard_table(rows: list[dict], dataset: str, label: str) -> Table:
-    """The leaderboard for `dataset`/`label` as a table, in the rows' order (the web leaderboard's order)."""
-    t = Table(title=f"{dataset} · {label} labels — ranked by validation accuracy", title_justify="left")
+    """The leaderboard for `dataset`/`label` as a table, in the rows' order (the web leaderboard's order); ★ marks
+    the trials Pareto-optimal on the whole board."""
+    t = Table(title=f"{dataset} · {label} labels — ranked by validation accuracy; ★ Pareto-optimal (accuracy "
+                    "against parameters, training time, inference images/s)", title_justify="left")
     # names stay whole (weights files are long); the hyperparameters give way and wrap
     pre_width = min(40, max([len(pretrained_label(r["pretrained"])) for r in rows] + [10]))
     for col, kw in [("#", {"justify": "right"}), ("run", {}), ("trial", {}), ("model", {}),
                     ("pretrained", {"min_width": pre_width}), ("augment", {}),
                     ("hyperparameters", {"overflow": "fold", "max_width": 36}), ("val %", {"justify": "right"}),
                     ("test %", {"justify": "right"}), ("epochs", {"justify": "right"}), ("train s", {"justify": "right"}),
-                    ("img/s", {"justify": "right"}), ("params", {"justify": "right"}), ("status", {})]:
+                    ("img/s", {"justify": "right"}), ("infer img/s", {"justify": "right"}),
+                    ("params", {"justify": "right"}), ("★", {}), ("status", {})]:
         t.add_column(col, **kw)
     for r in rows:
         # Text(...) keeps names literal: no rich markup from user-chosen strings.
@@ -51,7 +54,8 @@ def leaderboard_table(rows: list[dict], dataset: str, label: str) -> Table:
             str(r["rank"]), Text(str(r.get("run_name") or r["run_id"])), Text(str(r.get("trial", ""))),
             Text(str(r["model"])), Text(pretrained_label(r["pretrained"])), Text(str(r["augment"])),
             Text(_params(r.get("key_params") or {})), _pct(r["val_acc"]), _pct(r["test_acc"]), str(r["epochs"]),
-            _num(r["train_time_s"], "{:,.1f}"), _num(r["images_per_s"]), _num(r["n_params"]), Text(str(r["status"])),
+            _num(r["train_time_s"], "{:,.1f}"), _num(r["images_per_s"]), _num(r.get("infer_images_per_s")),
+            _num(r["n_params"]), "★" if r.get("pareto") else "", Text(str(r["status"])),
         )
     return t
 

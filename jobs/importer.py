@@ -99,7 +99,7 @@ def _import_run(man: dict, exp_dir: Path, store) -> None:
 
 
 def _newest_checkpoint(trial_dir: Path) -> Optional[Path]:
-    from tunelab.jobs.loop import CHECKPOINT_FILE
+    from tunelab.jobs.checkpoints import CHECKPOINT_FILE
 
     saved = [d for d in trial_dir.glob("checkpoint_*") if (d / CHECKPOINT_FILE).is_file()]
     return max(saved, key=lambda d: (d / CHECKPOINT_FILE).stat().st_mtime_ns) if saved else None

@@ -105,7 +105,7 @@ def finish_train(store, run: TrainRun, status: str, error: Optional[str], result
     was away) end with it; the final checkpoint carries every epoch's metrics, so the gaps are filled from it."""
     import redis
 
-    from tunelab.jobs.loop import load_checkpoint_or_none
+    from tunelab.jobs.checkpoints import load_checkpoint_or_none
     from tunelab.results.buffer import BufferedWriter
 
     metrics = dict(getattr(result, "metrics", None) or {})

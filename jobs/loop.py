@@ -7,7 +7,6 @@ from the object store, wraps the model in DDP and reports every epoch with a che
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import queue
@@ -26,12 +25,12 @@ import torch.nn.functional as F
 
 from tunelab import models
 from tunelab.jobs.augment import Augmenter
+from tunelab.jobs.checkpoints import load_checkpoint, save_checkpoint
 from tunelab.jobs.config import TrainConfig
 from tunelab.jobs.data import PreparedData, epoch_indices
 from tunelab.jobs.errors import JobError, TrainingDiverged
-from tunelab.jobs.step import StepOptions, as_input, autocast, compiled, prepare_model, runtime_info, setup_device, train_step
-
-CHECKPOINT_FILE = "checkpoint.pt"
+from tunelab.jobs.step import (StepOptions, as_input, autocast, compiled, inference_throughput, prepare_model,
+                               runtime_info, setup_device, train_step)
 
 # A step whose training loss exceeds this many times the cost of guessing (ln of the class count, where every
 # freshly initialised classifier starts) has blown up its weights. In fp32 such a run soon turns NaN; under bf16
@@ -178,9 +177,12 @@ def run_training(
     """Train `cfg.model` on `data`; call `report(metrics, state)` after every epoch. Returns the trained model.
 
     `state` (model, optimizer, scheduler, epoch) is given on rank 0 only; the last epoch's metrics carry the
-    test accuracy. Runs as one process when `world_size` is 1 and no process group exists. `init_state`
-    (pretrained weights, already adapted by the driver) replaces loading `cfg.pretrained` here. Sweeps pass
-    `evaluate_test=False`: they select on validation and test only the chosen trials at the end.
+    test accuracy, and on rank 0 `infer_images_per_s`: the trained model's inference throughput on `device`
+    (`jobs.step.inference_throughput` on evaluation's first batch, `infer_batch_size` images: the evaluation batch
+    size unless the validation set is smaller; not part of `time_total_s`). Runs as one process when `world_size`
+    is 1 and no process group exists. `init_state` (pretrained weights, already adapted by the driver) replaces
+    loading `cfg.pretrained` here. Sweeps pass `evaluate_test=False`: they select on validation and test only the
+    chosen trials at the end.
     """
     device = device or torch.device("cpu")
     if device.type == "cpu":
@@ -296,6 +298,11 @@ def run_training(
             metrics["test_loss"] = test["loss"]
             if "acc_coarse" in test:
                 metrics["test_acc_coarse"] = test["acc_coarse"]
+        if epoch + 1 == cfg.epochs and rank == 0:  # once, after training: the trained model's speed on this device
+            # evaluation's first batch: the evaluation batch size, or all validation images when fewer (a smoke test)
+            batch = norm(val_x[: cfg.eval_batch_size])  # already on the device
+            metrics["infer_images_per_s"] = inference_throughput(model, batch, opts)
+            metrics["infer_batch_size"] = len(batch)
         history.append(dict(metrics))
         state = None
         if rank == 0:
@@ -329,34 +336,6 @@ def evaluate_checkpoint(cfg: TrainConfig, data: PreparedData, state: dict) -> di
     if "acc_coarse" in test:
         out["test_acc_coarse"] = test["acc_coarse"]
     return out
-
-
-def save_checkpoint(state: dict, directory: Path) -> Path:
-    path = Path(directory) / CHECKPOINT_FILE
-    torch.save(state, path)
-    return path
-
-
-def load_checkpoint(directory: Path) -> dict:
-    """The training state saved in `directory`; JobError if it is missing, truncated or not ours."""
-    path = Path(directory) / CHECKPOINT_FILE
-    try:
-        # weights_only: a checkpoint is tensors and plain values; never unpickle arbitrary objects.
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise JobError(f"checkpoint {path} cannot be read ({type(e).__name__}); delete it or start without resuming") from None
-
-
-def load_checkpoint_or_none(path: Path, what: str = "") -> Optional[dict]:
-    """The training state saved in the checkpoint folder `path`; None when it cannot be read, after one warning line
-    on the "tunelab" logger naming the file and why: `WHAT: checkpoint FILE cannot be read (Type)`, where `what` says
-    what that costs (e.g. "trial X is not evaluated on test")."""
-    try:
-        return load_checkpoint(Path(path))
-    except JobError as e:
-        reason = str(e).split("; ")[0]  # "checkpoint FILE cannot be read (Type)", without the fix for a resume
-        logging.getLogger("tunelab").warning("%s", f"{what}: {reason}" if what else reason)
-        return None
 
 
 def train_loop_per_worker(config: dict) -> None:

@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import functools
 import platform
+import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -183,6 +184,50 @@ def train_step(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Op
         before_update()
     optimizer.step()
     return loss.detach().float()
+
+
+# Inference throughput: forward passes are timed until at least this long was timed (one pass at least). Fast
+# models run many passes (a steady figure even on a GPU); a slow one on a CPU costs a warm-up and one pass.
+INFER_MIN_SECONDS = 0.5
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait until the work queued on `device` is done (a GPU runs behind the host; a CPU does not)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.no_grad()
+def inference_throughput(model: nn.Module, x: torch.Tensor, opts: StepOptions,
+                         min_seconds: float = INFER_MIN_SECONDS) -> float:
+    """Images per second of `model`'s forward passes over the batch `x` (inputs as the model takes them: normalised,
+    on its device), in eval mode, under `opts`' precision and layout — what evaluation runs.
+
+    One untimed warm-up pass (lazy initialisation, cuDNN's algorithm search for this shape), then rounds of passes,
+    each as many as all before it and ended by one device sync, until `min_seconds` are timed (one pass at least).
+    The model's train/eval mode is restored."""
+    was_training = model.training
+    model.eval()
+    xb = as_input(x, opts)
+
+    def passes(n: int) -> float:
+        t0 = time.perf_counter()
+        with autocast(x.device, opts.amp):
+            for _ in range(n):
+                model(xb)
+        synchronize(x.device)
+        return time.perf_counter() - t0
+
+    try:
+        passes(1)
+        done, spent = 0, 0.0
+        while done == 0 or spent < min_seconds:
+            n = max(done, 1)
+            spent += passes(n)
+            done += n
+    finally:
+        model.train(was_training)
+    return done * len(x) / max(spent, 1e-9)
 
 
 def _conv_backward_flops(grad_out_shape, x_shape, w_shape, _bias, _stride, _padding, _dilation, transposed,

@@ -229,7 +229,8 @@ def _prune_checkpoints(store, run_id: str) -> None:
 
 def summarise(spec: SweepSpec, store, run_id: str, grid, data_ref, wall: float, test: bool = True) -> SweepSummary:
     """Counts, the best trial on validation, and test accuracy for the best `top_k_test` trials."""
-    from tunelab.jobs.loop import evaluate_checkpoint, load_checkpoint_or_none
+    from tunelab.jobs.checkpoints import load_checkpoint_or_none
+    from tunelab.jobs.loop import evaluate_checkpoint
 
     trials = store.run_trials(run_id)
     counts: dict[str, int] = {}

@@ -20,7 +20,8 @@ def run_trials(run_id: str) -> str:
 
 
 def trial(trial_id: str) -> str:
-    """HASH: run, status, model, augment, pretrained, params JSON, best/last metrics, test accuracy, error."""
+    """HASH: run, status, model, augment, pretrained, params JSON, best/last metrics, test accuracy, costs (n_params,
+    train_time_s, infer_images_per_s), error."""
     return f"{PREFIX}:trial:{trial_id}"
 
 

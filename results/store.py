@@ -19,6 +19,8 @@ from tunelab.results.records import decode_run, decode_trial, num, redact
 
 # Metrics copied from an epoch record onto its trial as last-known values.
 _LAST_FIELDS = ("epoch", "train_loss", "val_loss", "val_acc", "val_acc_coarse", "images_per_s", "time_total_s", "lr")
+# Metrics copied onto the trial under their own names, as the leaderboards show them: reported once, at a trial's end.
+_TRIAL_FIELDS = ("infer_images_per_s", "infer_batch_size")
 _TEST_PREFIX = "test_"
 
 
@@ -190,6 +192,7 @@ class ResultStore:
             fields["images_per_s"] = record["images_per_s"]
         if "time_total_s" in record:
             fields["train_time_s"] = record["time_total_s"]
+        fields.update((k, record[k]) for k in _TRIAL_FIELDS if record.get(k) is not None)
         for k, v in record.items():
             if k.startswith(_TEST_PREFIX):
                 fields[k] = v
@@ -251,6 +254,20 @@ class ResultStore:
             self._publish(p, "trial", run=run_id, trial=trial_id, status=status)
             p.execute()
 
+    def delete_trial(self, trial_id: str) -> None:
+        """Remove a trial's record, its epochs, and its places on its run and its leaderboards (a record that is to be
+        replaced, as an ensemble re-run: `record_epoch` only ever raises a trial's best score)."""
+        trial = self.get_trial(trial_id)
+        if not trial:
+            return
+        with self.r.pipeline() as p:
+            for label in trial.get("boards") or {}:
+                p.zrem(keys.leaderboard(trial["dataset"], label), trial_id)
+            p.zrem(keys.run_trials(trial["run"]), trial_id)
+            p.delete(keys.trial(trial_id), keys.trial_epochs(trial_id))
+            self._publish(p, "trial", run=trial["run"], trial=trial_id, status="deleted")
+            p.execute()
+
     def get_trial(self, trial_id: str) -> Optional[dict]:
         h = self.r.hgetall(keys.trial(trial_id))
         return decode_trial(h) if h else None
@@ -293,7 +310,7 @@ class ResultStore:
 
     # what a leaderboard row shows of a trial, read with HMGET (not the whole hash): a board can hold 10,000s
     _BOARD_FIELDS = ("run", "model", "family", "augment", "pretrained", "status", "epochs_done", "boards",
-                     "train_time_s", "images_per_s", "n_params", "test_acc", "test_acc_coarse")
+                     "train_time_s", "images_per_s", "n_params", "test_acc", "test_acc_coarse", "infer_images_per_s")
 
     def leaderboard(self, dataset: str, label: str = "fine", limit: Optional[int] = 100) -> list[dict]:
         """Best trials for `dataset`/`label`, ranked by best validation accuracy (ties: test accuracy), with
@@ -350,6 +367,7 @@ class ResultStore:
                 "status": t["status"], "epochs": num(t["epochs_done"]) or 0,
                 "val_acc": score, "test_acc": num(t.get(boards_seen[raw])), "train_time_s": num(t["train_time_s"]),
                 "images_per_s": num(t["images_per_s"]), "n_params": num(t["n_params"]),
+                "infer_images_per_s": num(t["infer_images_per_s"]),
             })
         rows.sort(key=lambda r: (-(r["val_acc"] or 0), -(r["test_acc"] or 0)))
         for i, r in enumerate(rows, 1):

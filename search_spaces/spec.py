@@ -6,7 +6,7 @@ Errors name the file and the key: `search_spaces/x.yaml: space.lr: loguniform ne
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -69,6 +69,8 @@ class SweepSpec(_Strict):
     fixed: dict[str, Any] = Field(default_factory=dict, description="training-config values for every trial")
     space: dict[str, dict[str, Any]] = Field(..., description="key -> {sampler: args}")
     overrides: dict[str, dict[str, Any]] = Field(default_factory=dict, description="model -> values for it only")
+    warm_start: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list, description="earlier sweeps (names or run ids) whose fitting trials the searcher is told")
 
     @field_validator("space")
     @classmethod

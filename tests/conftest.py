@@ -161,3 +161,18 @@ def in_process(monkeypatch, capsys, env, *args):
         main(list(args))
     out, err = capsys.readouterr()
     return subprocess.CompletedProcess(args, e.value.code, out, err)
+
+
+@pytest.fixture
+def mnist_api_env(tmp_path, mnist_source, monkeypatch):
+    """A user with real MNIST imported and the embedded store, as environment variables (for this process too)."""
+    root = tmp_path / "data"
+    env = {"TUNELAB_DATA_DIR": str(root), "TUNELAB_REDIS_URL": "", "RAY_ADDRESS": "", "TUNELAB_STORAGE": ""}
+    imp = run_cli("data", "import", str(mnist_source), env=env)
+    assert imp.returncode == 0, imp.stderr
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    yield env
+    from tunelab.results import embedded
+
+    embedded.stop(root)

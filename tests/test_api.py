@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 import tunelab
-from tests.conftest import ROOT, run_cli
-from tunelab.results import embedded
+from tests.conftest import ROOT
 
 
 def readme_example() -> str:
@@ -22,23 +21,10 @@ def readme_example() -> str:
     return m.group(1)
 
 
-@pytest.fixture
-def user_env(tmp_path, mnist_source, monkeypatch):
-    """A user with real MNIST imported and the embedded store, as environment variables (for this process too)."""
-    root = tmp_path / "data"
-    env = {"TUNELAB_DATA_DIR": str(root), "TUNELAB_REDIS_URL": "", "RAY_ADDRESS": "", "TUNELAB_STORAGE": ""}
-    imp = run_cli("data", "import", str(mnist_source), env=env)
-    assert imp.returncode == 0, imp.stderr
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    yield env
-    embedded.stop(root)
-
-
 @pytest.mark.slow
-def test_the_readme_example_runs_as_written_and_produces_leaderboard_rows(user_env):
+def test_the_readme_example_runs_as_written_and_produces_leaderboard_rows(mnist_api_env):
     res = subprocess.run([sys.executable, "-c", readme_example()], capture_output=True, text=True, cwd=ROOT,
-                         env={**os.environ, **user_env}, timeout=900)
+                         env={**os.environ, **mnist_api_env}, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
     lines = res.stdout.splitlines()
     train_line, sweep_line = lines[0].split(), lines[1].split()
@@ -64,7 +50,7 @@ def test_the_readme_example_runs_as_written_and_produces_leaderboard_rows(user_e
     assert ranked[0].id == sweep.best_trial and len(ranked) == 2
 
 
-def test_api_results_are_typed_and_errors_are_one_family_that_print_nothing(user_env, capsys):
+def test_api_results_are_typed_and_errors_are_one_family_that_print_nothing(mnist_api_env, capsys):
     with pytest.raises(tunelab.TunelabError, match="unknown model 'resnet-9000'"):
         tunelab.train(dataset="mnist", model="resnet-9000")
     with pytest.raises(tunelab.TunelabError, match="epochs: Input should be greater than or equal to 1"):
@@ -84,7 +70,7 @@ def test_api_results_are_typed_and_errors_are_one_family_that_print_nothing(user
     assert out == "" and err == "", (out, err)
 
 
-def test_train_returns_a_typed_result_that_matches_the_store(user_env, capsys):
+def test_train_returns_a_typed_result_that_matches_the_store(mnist_api_env, capsys):
     result = tunelab.train(dataset="mnist", model="cnn", epochs=1, subset=1000, precision="fp32", name="api-run")
     assert isinstance(result, tunelab.TrainResult) and result.ok
     assert result.epochs == 1 and result.runtime["precision"] == "fp32"

@@ -22,6 +22,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "train": "tunelab.api", "sweep": "tunelab.api", "resume": "tunelab.api", "leaderboard": "tunelab.api",
     "runs": "tunelab.api", "open_store": "tunelab.api", "find_sweep": "tunelab.api", "trials": "tunelab.api",
+    "importance": "tunelab.api", "export": "tunelab.deploy", "evaluate": "tunelab.deploy", "predict": "tunelab.deploy",
+    "ensemble": "tunelab.deploy",
     "TrainResult": "tunelab.outcomes", "SweepResult": "tunelab.outcomes", "LeaderboardRow": "tunelab.outcomes",
     "RunRow": "tunelab.outcomes", "Trial": "tunelab.outcomes",
 }

@@ -14,6 +14,7 @@ from typing import Any, Optional, Union
 
 from tunelab.errors import InputError, validation_line
 from tunelab.outcomes import LeaderboardRow, RunRow, SweepResult, TrainResult, Trial
+from tunelab.dashboards.schemas import Importance  # what `importance` returns, as /api/runs/ID/importance
 from tunelab.settings import load_settings
 
 
@@ -195,12 +196,20 @@ def sweep_spec(spec: Any, *, name: Optional[str] = None, samples: Optional[int] 
 
 def sweep(spec: Any, *, name: Optional[str] = None, samples: Optional[int] = None,
           max_concurrent: Optional[int] = None, address: Optional[str] = None, storage: Optional[str] = None,
-          progress: Any = False, recipe: Union[str, Path, None] = None) -> SweepResult:
+          progress: Any = False, recipe: Union[str, Path, None] = None,
+          warm_start: Union[str, list[str], None] = None) -> SweepResult:
     """Run a sweep recipe (a YAML path, a dict or a SweepSpec) with Ray Tune; every trial and epoch goes to the store.
     Its best trial on validation, tested. An interrupted sweep returns status "stopped": `resume(name)` finishes it.
-    `recipe`: the file a SweepSpec came from, for advice that names it (a path `spec` is its own)."""
+    `recipe`: the file a SweepSpec came from, for advice that names it (a path `spec` is its own). `warm_start`:
+    earlier sweeps (names or run ids; instead of the recipe's `warm_start`) whose trials that fit this sweep its
+    searcher is told, with their results (`search_spaces.warm`)."""
     recipe = Path(spec) if isinstance(spec, (str, Path)) else Path(recipe) if recipe else None
     spec = sweep_spec(spec, name=name, samples=samples, max_concurrent=max_concurrent)
+    if warm_start is not None:
+        runs = [warm_start] if isinstance(warm_start, str) else list(warm_start)
+        if not all(isinstance(r, str) and r.strip() for r in runs):
+            raise InputError(f"warm_start: name earlier sweeps by name or run id (got {warm_start!r})")
+        spec = spec.model_copy(update={"warm_start": runs})
     storage = storage or load_settings().storage
     store = open_store()
     if any(r.get("kind") == "sweep" and r["name"] == spec.name for r in store.list_runs(10_000)):
@@ -241,6 +250,10 @@ def _run_sweep(spec, store, *, address, storage, resume_of, progress, recipe: Op
     address = address or s.ray_address
     _check_where(address, storage)
     data.require(spec.dataset, s.data_dir)
+    # a resumed sweep's searcher comes back from Tune's saved state, with what it was told
+    warm = _warm_start(spec, store) if spec.warm_start and resume_of is None else None
+    if warm:
+        say.line(warm.line())
     if address and not s.redis_url:
         placement.store_url(s, remote="a remote cluster")
     storage_path = storage or (resume_of or {}).get("storage_path") or s.storage_path
@@ -258,11 +271,13 @@ def _run_sweep(spec, store, *, address, storage, resume_of, progress, recipe: Op
     waiting = placement.check_fits(info, per_worker, workers, own, knobs, "one trial",
                                    "trial" if workers == 1 else "worker", say)
     run_id = start_sweep(store, spec, storage_path, resume_of)
+    if warm:
+        store.update_run(run_id, warm_start=warm.line())
     data_ref, = put_in_object_store(prepared)
     try:
         with graceful_stop(say) as interrupted, watching_sweep(say, store, run_id, spec.name):
             try:
-                summary = run_sweep(spec, to_tune(spec), store, run_id, data_ref, storage_path,
+                summary = run_sweep(spec, to_tune(spec, warm=warm), store, run_id, data_ref, storage_path,
                                     resume=resume_of is not None)
             except KeyboardInterrupt:
                 summary = None
@@ -285,19 +300,39 @@ def _run_sweep(spec, store, *, address, storage, resume_of, progress, recipe: Op
                        counts=summary.counts, tests=summary.tests, wall_time_s=summary.wall_time_s)
 
 
+def _warm_start(spec, store):
+    """What the sweeps `spec.warm_start` names tell its searcher (`search_spaces.warm.WarmStart`)."""
+    from tunelab.jobs.trials import finished_for_good
+    from tunelab.search_spaces import warm
+
+    runs = {}
+    for ref in spec.warm_start:
+        rec = find_sweep(ref, store=store)
+        if rec["id"] not in runs:
+            runs[rec["id"]] = warm.EarlierRun(name=rec["name"], recipe=rec["config"], trials=[
+                warm.EarlierTrial(params=t.get("params") or {}, val_acc=t.get("best_val_acc"),
+                                  outcome=("diverged" if t.get("status") == "failed" else "finished")
+                                  if finished_for_good(t) else "unfinished")
+                for t in store.run_trials(rec["id"])])
+    return warm.warm_start(spec, list(runs.values()))
+
+
 # ------------------------------------------------------------------------------------------------ results
 
 
 def leaderboard(dataset: str, label: str = "fine", *, limit: Optional[int] = 20, family: Optional[str] = None,
-                augment: Optional[str] = None, pretrained: Optional[bool] = None) -> list[LeaderboardRow]:
+                augment: Optional[str] = None, pretrained: Optional[bool] = None,
+                pareto: bool = False) -> list[LeaderboardRow]:
     """The best trials for a dataset, ranked by validation accuracy (ties: test accuracy), as on the web leaderboard.
-    `pretrained`: True only fine-tuned trials, False only from-scratch ones."""
+    `pretrained`: True only fine-tuned trials, False only from-scratch ones. Each row's `pareto` says whether the
+    trial is Pareto-optimal on the whole board (validation accuracy against parameters, training seconds and
+    inference images/s; `tunelab.dashboards.views.pareto_front`); `pareto=True` returns only those."""
     from tunelab.dashboards import views
 
     if dataset == "mnist" and label == "coarse":
         raise InputError("MNIST has no coarse labels; drop --label coarse")
     return views.leaderboard(open_store(), dataset, label, limit=limit, family=family, augment=augment,
-                             pretrained={None: "any", True: "yes", False: "no"}[pretrained])
+                             pretrained={None: "any", True: "yes", False: "no"}[pretrained], pareto=pareto)
 
 
 def runs(limit: int = 50, *, kind: Optional[str] = None) -> list[RunRow]:
@@ -322,3 +357,18 @@ def trials(run: str) -> list[Trial]:
     store = open_store()
     run_id = run if store.get_run(run) else find_sweep(run, store=store)["id"]
     return views.run_detail(store, run_id).trials
+
+
+def importance(name_or_run_id: str, evaluator: str = "ped-anova", early_stopped: str = "reached") -> Importance:
+    """How much each searched parameter of a sweep (a name or run id) mattered for its validation accuracy, most
+    important first, with the trials it counted and a note saying so.
+
+    `evaluator`: "ped-anova" (Optuna's default) or "fanova" (a random forest, seed 0). `early_stopped`: "reached" counts
+    trials that ended short of the budget (ASHA, Hyperband) at the epoch they reached, "exclude" leaves them out. Too
+    few trials, a training run or a bad choice raise a TunelabError saying so."""
+    from tunelab.dashboards import importance as _importance
+
+    _importance.check_choices(evaluator, early_stopped)
+    store = open_store()
+    run_id = name_or_run_id if store.get_run(name_or_run_id) else find_sweep(name_or_run_id, store=store)["id"]
+    return _importance.sweep_importance(store, run_id, evaluator, early_stopped)

@@ -14,7 +14,27 @@ function setStatus(text, cls) {
   status.className = "live " + (cls || "");
 }
 
+// Charts a page carries itself: [data-figure=ID] is drawn from the JSON in the element #ID (a
+// <script type="application/json">: data, never run), e.g. the leaderboard's accuracy-against-parameters chart.
+async function drawInlineCharts() {
+  if (typeof Plotly === "undefined") return;
+  for (const div of document.querySelectorAll("[data-figure]")) {
+    const source = document.getElementById(div.dataset.figure);
+    if (!source) continue;
+    let fig;
+    try {
+      fig = JSON.parse(source.textContent);
+    } catch (err) {
+      div.textContent = "chart unavailable: " + err.message;
+      continue;
+    }
+    await Plotly.react(div, fig.data, fig.layout, { displaylogo: false, responsive: true });
+    div.dataset.drawn = String(fig.data.length);
+  }
+}
+
 async function drawCharts() {
+  await drawInlineCharts();
   const divs = Array.from(document.querySelectorAll("[data-chart]"));
   if (!divs.length || typeof Plotly === "undefined") return;
   const byUrl = new Map();
@@ -38,6 +58,18 @@ async function drawCharts() {
       await Plotly.react(div, fig.data, fig.layout, { displaylogo: false, responsive: true });
       div.dataset.drawn = String(fig.data.length);
     }
+    fillTexts(url, figs);
+  }
+}
+
+// Words that come with a chart (its note): [data-chart-text=URL][data-key=KEY] gets the string at KEY of the same
+// response, as text (never parsed as HTML).
+function fillTexts(url, figs) {
+  for (const el of document.querySelectorAll("[data-chart-text]")) {
+    if (el.dataset.chartText !== url) continue;
+    const text = figs[el.dataset.key];
+    el.textContent = typeof text === "string" ? text : "";
+    el.dataset.filled = "1";
   }
 }
 
@@ -95,8 +127,8 @@ function connect() {
   };
 }
 
-for (const select of document.querySelectorAll("select[data-autosubmit]")) {
-  select.addEventListener("change", () => select.form.submit());
+for (const input of document.querySelectorAll("select[data-autosubmit], input[data-autosubmit]")) {
+  input.addEventListener("change", () => input.form.submit());
 }
 
 drawCharts();

@@ -3,12 +3,15 @@ it by a real uvicorn on a free loopback port."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import _free_port
+from tests.conftest import ROOT, _free_port
 
 XSS = "<script>alert(1)</script>"
 # what a trial ran on, as the loop reports it with its first epoch (jobs.step.runtime_info)
@@ -74,7 +77,6 @@ class LiveServer:
 
     def __init__(self, store):
         import uvicorn
-
         from tunelab.dashboards.web import create_app
 
         self.port = _free_port()
@@ -95,3 +97,30 @@ class LiveServer:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(15)
+
+
+# A real headless Chromium for the browser tests (Debian's, driven by Playwright); screenshots land in ARTIFACTS.
+ARTIFACTS = Path(os.environ.get("TUNELAB_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "screenshots"
+# Flags for a root user in a container on a closed network (see README, "Tests").
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-quic", "--disable-dev-shm-usage",
+                 "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]  # WebGL (parallel coordinates) on the CPU
+# SVG elements other than plotly's: its charts and the one it measures text in
+NOT_PLOTLY_SVG = "svg:not(.js-plotly-plot svg):not(#js-plotly-tester)"
+
+
+def chromium_path() -> str:
+    found = os.environ.get("TUNELAB_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found:
+        pytest.fail("no Chromium: install Debian's `chromium` (apt-get install chromium) or set TUNELAB_CHROMIUM")
+    return found
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()

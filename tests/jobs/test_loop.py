@@ -11,6 +11,7 @@ from tunelab.jobs import data
 from tunelab.jobs.config import make_config
 from tunelab.jobs.errors import JobError, TrainingDiverged
 from tunelab.jobs.loop import run_training
+from tunelab.jobs.step import StepOptions, inference_throughput
 from tests import fakedata
 
 
@@ -36,6 +37,10 @@ def test_loop_learns_real_mnist(mnist_raw):
     assert metrics[-1]["val_acc"] > 0.93, metrics[-1]
     assert metrics[-1]["test_acc"] > 0.93, metrics[-1]  # the full 10,000-image test set
     assert "test_acc" not in metrics[0]
+    # the trained model's inference speed, measured once, after the last epoch (and kept in its history)
+    assert "infer_images_per_s" not in metrics[0] and metrics[-1]["infer_images_per_s"] > 0
+    assert metrics[-1]["infer_batch_size"] == 600  # the 600 validation images: fewer than an evaluation batch
+    assert reports[-1][1]["history"][-1]["infer_images_per_s"] == metrics[-1]["infer_images_per_s"]
     for m in metrics:
         assert m["images_per_s"] > 0 and m["epoch_time_s"] > 0 and math.isfinite(m["val_loss"])
         assert m["params"] == 431_242
@@ -217,6 +222,7 @@ def test_bf16_channels_last_and_compiled_training_learn_and_checkpoint_plain_wei
         model, reports = _train(cfg, prepared)
         metrics = [m for m, _ in reports]
         assert metrics[-1]["val_acc"] > 0.5, (options, metrics[-1])  # chance: 0.1
+        assert metrics[-1]["infer_images_per_s"] > 0, options
         state = reports[-1][1]["model"]
         # the checkpoint holds the module's own weights, loadable without compile (no `_orig_mod.` prefix)
         assert not any(k.startswith("_orig_mod.") for k in state), list(state)[:3]
@@ -225,3 +231,30 @@ def test_bf16_channels_last_and_compiled_training_learn_and_checkpoint_plain_wei
         if options.get("channels_last"):
             conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1)
             assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+class _Recording(torch.nn.Module):
+    """A real (tiny) model that notes how each forward pass ran."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.calls: list[tuple] = []
+
+    def forward(self, x):
+        self.calls.append((self.training, torch.is_grad_enabled(), torch.is_autocast_enabled("cpu"),
+                           x.is_contiguous(memory_format=torch.channels_last), len(x)))
+        return self.conv(x).mean((2, 3))
+
+
+@pytest.mark.parametrize("opts", [StepOptions(), StepOptions(amp=True, channels_last=True)])
+def test_inference_throughput_times_eval_passes_as_evaluation_runs_them(opts):
+    model = _Recording().train()
+    rate = inference_throughput(model, torch.randn(8, 3, 16, 16), opts, min_seconds=0.0)
+    assert rate > 0 and model.training  # its mode is given back
+    assert len(model.calls) == 2  # a warm-up pass, then one timed
+    assert set(model.calls) == {(False, False, opts.amp, opts.channels_last, 8)}  # eval, no grad, as asked
+    model.calls.clear()
+    inference_throughput(model, torch.randn(8, 3, 16, 16), opts, min_seconds=0.05)
+    timed = len(model.calls) - 1
+    assert timed >= 1 and timed & (timed - 1) == 0, timed  # rounds of 1, 1, 2, 4, ... passes: a power of two

@@ -7,7 +7,7 @@ import torch
 import yaml
 
 from tunelab import search_spaces
-from tunelab.jobs.loop import load_checkpoint_or_none, save_checkpoint
+from tunelab.jobs.checkpoints import load_checkpoint_or_none, save_checkpoint
 from tunelab.jobs.manifest import spill_path
 from tunelab.jobs.trials import trial_config
 

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from tunelab.cli import boards, cluster, dashboard, data, models, store, sweep, train
+from tunelab.cli import boards, cluster, dashboard, data, deploy, models, store, sweep, train
 from tunelab.cli.common import NOTHING_TO_SHUT_DOWN, err, out
 from tunelab.errors import TunelabError
 
@@ -27,6 +27,10 @@ app.command()(boards.leaderboard)
 app.command()(boards.runs)
 app.command(context_settings=cluster.SUBMIT_SETTINGS)(cluster.submit)
 app.command()(dashboard.dashboard)
+app.command()(deploy.export)
+app.command()(deploy.evaluate)
+app.command()(deploy.predict)
+app.command()(deploy.ensemble)
 
 
 def main(argv: Optional[list[str]] = None) -> None:

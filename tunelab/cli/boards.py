@@ -16,14 +16,18 @@ def leaderboard(
     family: Optional[str] = typer.Option(None, help="only this model family (see `tunelab models list`)"),
     augment: Optional[str] = typer.Option(None, help="only this augmentation policy, as stored (e.g. crop:4+flip)"),
     pretrained: Optional[bool] = typer.Option(None, "--pretrained/--scratch", help="only fine-tuned / only from-scratch trials"),
+    pareto: bool = typer.Option(False, "--pareto", help="only Pareto-optimal trials (★ in the table): no other trial "
+                                "of the board is as accurate with no more parameters and training seconds and no "
+                                "fewer inference images/s"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output only (the API's /api/leaderboard)"),
 ) -> None:
     """Best trials for a dataset, ranked by validation accuracy (ties: test accuracy), as on the web leaderboard."""
     from tunelab.api import leaderboard as board
     from tunelab.dashboards import leaderboard_table
 
-    rows = board(dataset.value, label.value, limit=limit, family=family, augment=augment, pretrained=pretrained)
-    filtered = family or augment or pretrained is not None
+    rows = board(dataset.value, label.value, limit=limit, family=family, augment=augment, pretrained=pretrained,
+                 pareto=pareto)
+    filtered = family or augment or pretrained is not None or pareto
     if as_json:
         print_json([r.model_dump(mode="json") for r in rows])
     elif not rows and filtered:

@@ -48,13 +48,17 @@ def sweep_run(
     max_concurrent: Optional[int] = typer.Option(None, min=1, help="trials at once [the recipe's]"),
     address: Optional[str] = typer.Option(None, envvar="RAY_ADDRESS", help="Ray cluster address; none: local"),
     storage: Optional[str] = typer.Option(None, envvar="TUNELAB_STORAGE", help="experiment storage path or URI"),
+    warm_start: Optional[list[str]] = typer.Option(
+        None, "--warm-start", metavar="RUN", help="an earlier sweep (name or run id) whose trials that fit this one "
+        "the searcher (optuna, hyperopt) is told with their results; repeatable [the recipe's warm_start]"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON only"),
 ) -> None:
     """Run a sweep recipe with Ray Tune; every trial and epoch goes to the store."""
     from tunelab.api import sweep, sweep_spec
 
     spec = sweep_spec(spec_path, name=name, samples=samples, max_concurrent=max_concurrent, flags=True)
-    result = sweep(spec, address=address, storage=storage, progress=progress(), recipe=spec_path)
+    result = sweep(spec, address=address, storage=storage, progress=progress(), recipe=spec_path,
+                   warm_start=warm_start or None)
     _print_summary(result, as_json)
 
 
@@ -89,11 +93,31 @@ def sweep_list(as_json: bool = typer.Option(False, "--json", help="machine-reada
 def sweep_show(
     name: str = typer.Argument(..., help="the sweep's name or run id"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output only (the API's /api/runs/ID)"),
+    importance: bool = typer.Option(False, "--importance", help="how much each searched parameter mattered for "
+                                    "validation accuracy, instead of the trials (--json: /api/runs/ID/importance)"),
+    evaluator: str = typer.Option("ped-anova", help="with --importance: ped-anova or fanova"),
+    exclude_early_stopped: bool = typer.Option(False, "--exclude-early-stopped", help="with --importance: leave out "
+                                               "trials that ended short of the budget [count them at the epoch they "
+                                               "reached]"),
 ) -> None:
-    """A sweep's trials, best validation accuracy first (the web sweep page's order), with its summary."""
+    """A sweep's trials, best validation accuracy first (the web sweep page's order), with its summary; with
+    --importance, each searched parameter's importance, most important first."""
     from tunelab.api import find_sweep, open_store
     from tunelab.dashboards import trials_table, views
 
+    if importance or exclude_early_stopped or evaluator != "ped-anova":  # either flag says what is wanted
+        from tunelab.api import importance as sweep_importance
+
+        found = sweep_importance(name, evaluator=evaluator,
+                                 early_stopped="exclude" if exclude_early_stopped else "reached")
+        if as_json:
+            print_json(found.model_dump(mode="json"))
+            return
+        width = max(len(p.param) for p in found.importances)
+        for p in found.importances:
+            out.print(f"{p.param:<{width}}  {p.importance:.3f}", markup=False)
+        out.print(found.note, markup=False)
+        return
     store = open_store()
     detail = views.run_detail(store, find_sweep(name, store=store)["id"])
     if as_json:
