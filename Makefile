@@ -49,9 +49,11 @@ demo: install
 test: install-dev mnist-cache weights-cache
 	$(BIN)/python -m pytest
 
-# Every benchmark in turn (benchmarks/run_all.py; `--with-transfer` adds the 15-minute one); rewrites benchmarks/RESULTS.md.
+# Every benchmark in turn (benchmarks/run_all.py); rewrites benchmarks/RESULTS.md. BENCH_ARGS adds the long ones:
+# `make bench BENCH_ARGS=--with-quality` (the mnist_best sweep, up to 30 min), `--with-transfer` (15 min).
+BENCH_ARGS ?=
 bench: install-dev mnist-cache
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache *.egg-info

@@ -4,10 +4,11 @@ RESULTS.md records the run (date, machine, versions, each benchmark's wall time 
     make bench                                        # = python benchmarks/run_all.py (MNIST from .cache/mnist)
     python benchmarks/run_all.py --only ray_overhead,fixed_costs
     python benchmarks/run_all.py --skip store_load,gpu --with-transfer
+    python benchmarks/run_all.py --only mnist_best             # or --with-quality: the result-quality sweep
     python benchmarks/run_all.py --only fixed_costs --extra "fixed_costs=--repeats 1" --no-write
 
 Each benchmark rewrites its own section of RESULTS.md. `transfer` (about 15 minutes) runs only with
---with-transfer or --only transfer. A benchmark that fails, times out or is not there yet is reported and the
+--with-transfer or --only transfer; `mnist_best` (a sweep of up to 30 minutes) only with --with-quality or --only. A benchmark that fails, times out or is not there yet is reported and the
 others still run; the exit code is 1 if any did not complete.
 """
 
@@ -62,6 +63,8 @@ BENCHES = [
     Bench("store_load", ["python", "benchmarks/store_load.py", "--trials", "10000", "--epochs", "50", "--seconds", "5"], 480),
     Bench("gpu", ["bash", "benchmarks/gpu.sh", "--device", "cpu"], 540, write_flag="--write"),  # section "gpu-cpu"
     Bench("transfer", ["python", "benchmarks/transfer.py", "--data", "{data}"], 1500, optional=True),
+    # issue 17's result quality: the mnist_best recipe swept, its best single model and top-5 ensemble
+    Bench("mnist_best", ["python", "benchmarks/mnist_best.py", "--data", "{data}"], 2700, optional=True),
 ]
 
 
@@ -212,6 +215,7 @@ def main() -> int:
     ap.add_argument("--only", help=f"comma-separated names: {', '.join(names)}")
     ap.add_argument("--skip", help="comma-separated names to leave out")
     ap.add_argument("--with-transfer", action="store_true", help="also run transfer (about 15 minutes)")
+    ap.add_argument("--with-quality", action="store_true", help="also run mnist_best (a sweep of up to 30 minutes)")
     ap.add_argument("--data", type=Path, help="folder with the MNIST files [.cache/mnist, fetched if missing]")
     ap.add_argument("--timeout", type=float, help="time limit in seconds for every benchmark [per benchmark: 6-9 min]")
     ap.add_argument("--extra", action="append", default=[], metavar="NAME=ARGS",
@@ -234,7 +238,8 @@ def main() -> int:
             ap.error(f"--extra {e!r}: expected NAME=ARGS with NAME one of {', '.join(names)}")
         extra.setdefault(name, []).extend(shlex.split(args))
     selected = [b for b in BENCHES
-                if (b.name in only if only else not b.optional or a.with_transfer) and b.name not in skip]
+                if (b.name in only if only else not b.optional or (a.with_transfer and b.name == "transfer")
+                    or (a.with_quality and b.name == "mnist_best")) and b.name not in skip]
 
     started = time.monotonic()
     data = mnist_dir(a.data)

@@ -73,3 +73,11 @@ def cnn_fast(num_classes: int, in_chans: int, img_size: int, pretrained=None, wi
         layers += _stage(cin, w)
         cin = w
     return nn.Sequential(*layers, nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(cin, num_classes))
+
+
+@register_model("cnn_fast_wide", family="cnn", native_img_size=28,
+                description="cnn_fast at twice the width (32/64/128): MNIST's accuracy recipe (mnist_best), ~99.6 % "
+                            "in minutes on a CPU")
+def cnn_fast_wide(num_classes: int, in_chans: int, img_size: int, pretrained=None) -> nn.Module:
+    """`cnn_fast` with 32/64/128 channels: about 4x its compute, for sweeps that chase the last tenths of a point."""
+    return cnn_fast(num_classes, in_chans, img_size, widths=(32, 64, 128))
