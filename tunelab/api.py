@@ -67,9 +67,10 @@ def train(dataset: str = "mnist", model: Optional[str] = None, *, labels: str = 
     if not address and not head:  # this machine, in this process or under a local Ray: checked before Ray starts
         from tunelab.cluster import local_info
 
-        cfg = resolve_resources(cfg, local_info().cpus, local=True)
+        here = local_info()  # read once: it asks Ray's accelerator managers what this machine has
+        cfg = resolve_resources(cfg, here.cpus, local=True)
         _, waiting = placement.local_check(worker_resources(cfg), cfg.workers, {}, placement.train_knobs(),
-                                           "this run", "worker", say)
+                                           "this run", "worker", say, info=here)
     if not in_process:  # in process: no Ray to start and no actors (jobs.train.fit_local)
         info = placement.connect(address, head, say)
         check_shared(storage_path, explicit=bool(storage), info=info)

@@ -44,11 +44,13 @@ def check_fits(info, per_worker: dict, workers: int, own: dict, knobs, what: str
     return None
 
 
-def local_check(per_worker: dict, workers: int, own: dict, knobs, what: str, unit: str, progress: Progress):
-    """`check_fits` against this machine, before Ray starts (a local Ray would offer exactly this)."""
+def local_check(per_worker: dict, workers: int, own: dict, knobs, what: str, unit: str, progress: Progress,
+                info=None):
+    """`check_fits` against this machine (`info`: `cluster.local_info()`, read here unless the caller has it), before
+    Ray starts (a local Ray would offer exactly this)."""
     from tunelab.cluster import local_info
 
-    info = local_info()
+    info = info or local_info()
     return info, check_fits(info, per_worker, workers, own, knobs, what, unit, progress,
                             nodes=[{"CPU": info.cpus, "GPU": info.gpus}])
 
