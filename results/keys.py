@@ -6,7 +6,7 @@ PREFIX = "tl"
 SCHEMA = f"{PREFIX}:schema"  # STRING: schema version of the data in this database
 RUNS = f"{PREFIX}:runs"  # ZSET: run ids by start time
 EVENTS = f"{PREFIX}:events"  # pub/sub channel: run/trial/epoch updates
-VERSION = f"{PREFIX}:version"  # STRING counter: bumped with every event, so readers can cache until it moves
+VERSION = f"{PREFIX}:version"  # STRING counter: bumped by every write a view shows, so readers can cache until it moves
 
 
 def run(run_id: str) -> str:

@@ -5,31 +5,58 @@ Writes are idempotent (keyed by run, trial and epoch), so replaying a run's hist
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from typing import Any, Iterable, Optional
 
 import redis
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
-from tunelab.results import keys
+from tunelab.results import keys, scripts
 from tunelab.results.errors import StoreError
 from tunelab.results.records import decode_run, decode_trial, num, redact
 
 # Metrics copied from an epoch record onto its trial as last-known values.
 _LAST_FIELDS = ("epoch", "train_loss", "val_loss", "val_acc", "val_acc_coarse", "images_per_s", "time_total_s", "lr")
+# Metrics copied onto the trial under another name (or their own), whenever reported.
+_COPIED = (("params", "n_params"), ("images_per_s", "images_per_s"), ("time_total_s", "train_time_s"))
 # Metrics copied onto the trial under their own names, as the leaderboards show them: reported once, at a trial's end.
 _TRIAL_FIELDS = ("infer_images_per_s", "infer_batch_size")
 _TEST_PREFIX = "test_"
+_VAL_PREFIX = "val_"  # copied as best_<name> when the epoch's val_acc is the trial's best
+_RECORDED = (int, float, str, bool)  # the types an epoch record keeps (and None)
 
 
 def _now() -> float:
     return round(time.time(), 3)
 
 
+_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)  # built once: json.dumps builds one a call
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return _JSON.encode(value)
+
+
+# _JSON's C encoder, built once (JSONEncoder.encode builds one a call): for an epoch record, whose values are scalars
+# (no cycle to look for). About a quarter of the record's JSON cost, on every record.
+_record_encoder = json.encoder.c_make_encoder and json.encoder.c_make_encoder(
+    None, str, json.encoder.encode_basestring_ascii, None, ":", ",", True, False, True)
+
+
+def _dumps_record(record: dict) -> str:
+    """`_dumps(record)` (the same text) for a dict of scalars."""
+    return "".join(_record_encoder(record, 0)) if _record_encoder else _dumps(record)
+
+
+_json_string = json.encoder.encode_basestring_ascii  # a str as _dumps writes it
+
+_RULES = (_LAST_FIELDS, _COPIED, _TRIAL_FIELDS, _TEST_PREFIX, _VAL_PREFIX)  # which metric goes where: for scripts.py
+_RECORD_EPOCH = scripts.record_epoch_lua(*_RULES)
+_RECORD_EPOCH_SHA = hashlib.sha1(_RECORD_EPOCH.encode()).hexdigest()  # what EVALSHA names it by
 
 
 class ResultStore:
@@ -38,6 +65,7 @@ class ResultStore:
     def __init__(self, client: redis.Redis, url: str = "redis"):
         self.r = client
         self.url = url
+        self._encoder = client.get_encoder()
 
     # ------------------------------------------------------------------------------------ connection
 
@@ -78,7 +106,8 @@ class ResultStore:
         pipe.publish(keys.EVENTS, _dumps({"type": kind, **fields}))
 
     def version(self) -> int:
-        """A counter that moves whenever anything a view shows changes (every write that publishes an event)."""
+        """A counter that moves whenever anything a view shows changes (every write that publishes an event, a
+        checkpoint's path, a run's extra fields)."""
         return int(self.r.get(keys.VERSION) or 0)
 
     def count_runs(self) -> int:
@@ -172,57 +201,43 @@ class ResultStore:
             p.execute()
 
     def record_epoch(self, trial_id: str, metrics: dict, checkpoint: str = "") -> None:
-        """Store one epoch's metrics (idempotent per epoch) and update the trial's best and the leaderboards."""
+        """Store one epoch's metrics (idempotent per epoch) and update the trial's best and the leaderboards, in one
+        round trip (results/scripts.py does the part that needs the stored trial)."""
         epoch = int(metrics["epoch"])
-        trial = self.r.hmget(keys.trial(trial_id), "run", "boards", "best_val_acc", "epochs_done", "dataset",
-                             "family", "model", "augment")
-        run_id, boards_json, best, done, dataset, family, model, augment = trial
-        if run_id is None:
-            raise StoreError(f"no trial {trial_id!r} in the store; start_trial first")
-        boards = json.loads(boards_json or "{}")
-        record = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool)) or v is None}
+        record = {k: v for k, v in metrics.items() if isinstance(v, _RECORDED) or v is None}
         record.setdefault("recorded_at", _now())  # wall clock, for best-so-far over a sweep's time
-        fields: dict[str, Any] = {"updated": _now(), "epochs_done": max(epoch, int(done or 0))}
-        for k in _LAST_FIELDS:
-            if k in record:
-                fields[f"last_{k}"] = record[k]
-        if "params" in record:
-            fields["n_params"] = record["params"]
-        if "images_per_s" in record:
-            fields["images_per_s"] = record["images_per_s"]
-        if "time_total_s" in record:
-            fields["train_time_s"] = record["time_total_s"]
-        fields.update((k, record[k]) for k in _TRIAL_FIELDS if record.get(k) is not None)
-        for k, v in record.items():
-            if k.startswith(_TEST_PREFIX):
-                fields[k] = v
-        if checkpoint:
-            fields["checkpoint"] = checkpoint
+        updated = _now()
+        record_json = _dumps_record(record)
         runtime = metrics.get("runtime")  # what the trial trains on (device, precision, …): said on its first epoch
-        if isinstance(runtime, dict):
-            fields["runtime"] = _dumps(runtime)
-        val = record.get("val_acc")
-        if val is not None and (best is None or float(val) > float(best)):
-            fields["best_val_acc"] = val
-            fields["best_epoch"] = epoch
-            for k, v in record.items():
-                if k.startswith("val_"):
-                    fields[f"best_{k}"] = v
-        with self.r.pipeline() as p:
-            p.hset(keys.trial_epochs(trial_id), str(epoch), _dumps(record))
-            p.hset(keys.trial(trial_id), mapping=fields)
-            if "runtime" in fields:  # the run says what its first trial ran on (a sweep's trials may differ)
-                p.hsetnx(keys.run(run_id), "runtime", fields["runtime"])
-            if val is not None:
-                p.zadd(keys.run_trials(run_id), {trial_id: float(val)}, gt=True)
-            for label, names in boards.items():
-                score = record.get(names["val"])
-                if score is not None:
-                    p.zadd(keys.leaderboard(dataset, label), {trial_id: float(score)}, gt=True)
-                    p.sadd(keys.board_facet(dataset, label, "family"), family or model or "")
-                    p.sadd(keys.board_facet(dataset, label, "augment"), augment or "none")
-            self._publish(p, "epoch", run=run_id, trial=trial_id, epoch=epoch)
-            p.execute()
+        runtime = _dumps(runtime) if isinstance(runtime, dict) else ""  # the run keeps its first trial's
+        # the epoch's event as `_publish` writes it (sorted keys), after the run id: only the script knows that
+        event_tail = f',"trial":{_json_string(trial_id)},"type":"epoch"}}'
+        args = scripts.plain_args(trial_id, epoch, record, record_json, updated, checkpoint, runtime, event_tail)
+        fields = best = None
+        if args is None:  # not all finite numbers (or the like): Python makes each field's text (results/scripts.py)
+            fields, best = scripts.epoch_fields(_RULES, epoch, record, checkpoint, runtime)
+            args = scripts.record_epoch_args(self._encoder, trial_id, epoch, record, record_json, updated, fields,
+                                             best, runtime, event_tail)
+        reply = self._record_epoch((keys.trial(trial_id), keys.trial_epochs(trial_id), keys.VERSION), args)
+        if reply == ["no_trial"]:
+            raise StoreError(f"no trial {trial_id!r} in the store; start_trial first")
+        if reply:  # a value the two-round-trip path failed on (a score float() refuses, a best_* value redis-py
+            # refuses): nothing was written; raise what that path raised
+            if reply[0] == "float":
+                float(record[reply[1]])  # ValueError, OverflowError
+            for v in [*(fields or {}).values(), *(best or {}).values()]:
+                self._encoder.encode(v)  # redis.DataError
+            raise StoreError(f"unexpected reply from the record_epoch script: {reply!r}")
+
+    def _record_epoch(self, script_keys: tuple, args: tuple):
+        """EVALSHA of the record_epoch script, loaded (SCRIPT LOAD) when the server lacks it: a SCRIPT FLUSH, a
+        restart. The client's own command, not `register_script`'s wrapper, which costs a few µs more a call."""
+        command = ("EVALSHA", _RECORD_EPOCH_SHA, len(script_keys), *script_keys, *args)
+        try:
+            return self.r.execute_command(*command)
+        except NoScriptError:
+            self.r.script_load(_RECORD_EPOCH)
+            return self.r.execute_command(*command)
 
     def record_test(self, trial_id: str, metrics: dict) -> None:
         """Store a trial's test evaluation (test_* metrics), done after selection on validation."""
@@ -237,12 +252,18 @@ class ResultStore:
 
     def set_checkpoint(self, trial_id: str, path: str) -> None:
         """Record where the trial's latest checkpoint is."""
-        self.r.hset(keys.trial(trial_id), "checkpoint", path)
+        with self.r.pipeline() as p:
+            p.hset(keys.trial(trial_id), "checkpoint", path)
+            p.incr(keys.VERSION)  # the trial page shows it: what caches by the version must see it move
+            p.execute()
 
     def update_run(self, run_id: str, **fields: Any) -> None:
         """Set extra fields on a run (JSON-encoded when not plain)."""
         enc = {k: v if isinstance(v, (str, int, float)) else _dumps(v) for k, v in fields.items()}
-        self.r.hset(keys.run(run_id), mapping=enc)
+        with self.r.pipeline() as p:
+            p.hset(keys.run(run_id), mapping=enc)
+            p.incr(keys.VERSION)  # the run page shows them (status, summary, warm start)
+            p.execute()
 
     def finish_trial(self, trial_id: str, status: str, error: str = "", ended: Optional[float] = None) -> None:
         run_id = self.r.hget(keys.trial(trial_id), "run")
