@@ -1,6 +1,10 @@
 """Plotly figures (as JSON dicts for plotly.js) for a run's and a trial's pages, built from store records.
 
-Every string that came from the store is HTML-escaped here: plotly.js renders a subset of HTML in labels."""
+Every string that came from the store is HTML-escaped here: plotly.js renders a subset of HTML in labels.
+
+Figures are plain dicts in plotly.js's own schema, not `plotly.graph_objects`: validating a sweep's few hundred traces
+through plotly.py cost ~200 ms a sweep and ~60 ms a trial, per change of their results. plotly.py still supplies the
+template (`plotly_white`, read once) and the grid of the parameter-effects panels (`make_subplots`, per shape)."""
 
 from __future__ import annotations
 
@@ -17,23 +21,44 @@ from tunelab.dashboards.schemas import LeaderboardRow, Trial
 
 TOP_CURVES = 10  # learning curves drawn in colour; other finished trials and early-stopped ones in grey
 MAX_GREY_CURVES = 200
-_LAYOUT = dict(template="plotly_white", height=360, margin=dict(l=60, r=20, t=40, b=50),
-               legend=dict(font=dict(size=11)), hovermode="closest")
+_LAYOUT = dict(height=360, margin=dict(l=60, r=20, t=40, b=50), legend=dict(font=dict(size=11)), hovermode="closest")
 
 
 def _esc(v: Any) -> str:
     return html.escape(str(v), quote=False)
 
 
-def _fig(fig: go.Figure, title: str, **layout) -> dict:
-    fig.update_layout(title=dict(text=title, font=dict(size=14)), **{**_LAYOUT, **layout})
-    return json.loads(fig.to_json())
+@functools.lru_cache(maxsize=1)
+def _template() -> dict:
+    """plotly_white as plotly.js reads it."""
+    return json.loads(go.Figure(layout=dict(template="plotly_white")).to_json())["layout"]["template"]
+
+
+def _finite(v):
+    """`v` with every NaN or infinity made None (null in JSON, a gap in a line), lists and dicts walked."""
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, list):
+        return [_finite(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    return v
+
+
+def _fig(data: list[dict], title: str, **layout) -> dict:
+    """A figure of `data` (trace dicts) in the dashboard's layout with `title`, `layout` on top."""
+    lay = {"template": _template(), **_LAYOUT, "title": dict(text=title, font=dict(size=14)), **layout}
+    return {"data": _finite(data), "layout": lay}
+
+
+def _axis(title: str, **kw) -> dict:
+    return dict(title=dict(text=title), **kw)
 
 
 def _epoch_axis(epochs: list) -> dict:
     """Whole-number epoch ticks (one per epoch while they fit)."""
     top = max([e for e in epochs if isinstance(e, (int, float))], default=1)
-    return dict(title="epoch", tickformat="d", **({"dtick": 1} if top <= 20 else {}))
+    return _axis("epoch", tickformat="d", **({"dtick": 1} if top <= 20 else {}))
 
 
 def _pct(v):
@@ -55,15 +80,15 @@ def best_so_far(run: dict, trials: list[Trial], epochs: dict[str, list[dict]]) -
         best = max(best, acc)
         xs.append(round(t - start, 2))
         ys.append(best)
-    fig = go.Figure([
-        go.Scatter(x=[round(t - start, 2) for t, _, _ in points], y=[a for _, a, _ in points], mode="markers",
-                   name="epoch results", marker=dict(size=5, color="rgba(120,120,120,0.45)"),
-                   text=[_esc(n) for _, _, n in points], hovertemplate="trial %{text}<br>%{y:.2f}%<extra></extra>"),
-        go.Scatter(x=xs, y=ys, mode="lines", line=dict(shape="hv", width=2.5, color="#1f77b4"), name="best so far",
-                   hovertemplate="%{x:.0f} s: best %{y:.2f}%<extra></extra>"),
-    ])
-    return _fig(fig, "Best validation accuracy so far", xaxis_title="seconds since the sweep started",
-                yaxis_title="val accuracy %")
+    data = [
+        dict(type="scatter", x=[round(t - start, 2) for t, _, _ in points], y=[a for _, a, _ in points],
+             mode="markers", name="epoch results", marker=dict(size=5, color="rgba(120,120,120,0.45)"),
+             text=[_esc(n) for _, _, n in points], hovertemplate="trial %{text}<br>%{y:.2f}%<extra></extra>"),
+        dict(type="scatter", x=xs, y=ys, mode="lines", line=dict(shape="hv", width=2.5, color="#1f77b4"),
+             name="best so far", hovertemplate="%{x:.0f} s: best %{y:.2f}%<extra></extra>"),
+    ]
+    return _fig(data, "Best validation accuracy so far", xaxis=_axis("seconds since the sweep started"),
+                yaxis=_axis("val accuracy %"))
 
 
 def _param_names(trials: list[Trial]) -> list[str]:
@@ -101,8 +126,8 @@ def parallel_coordinates(trials: list[Trial], metric_label: str = "val accuracy 
                              tickvals=list(range(len(cats))), ticktext=[_esc(c) for c in cats]))
     accs = [_pct(t.best_val_acc) for t in ranked]
     dims.append(dict(label=metric_label, values=accs))
-    fig = go.Figure(go.Parcoords(dimensions=dims, line=dict(color=accs, colorscale="Viridis", showscale=True)))
-    return _fig(fig, "Parameters against validation accuracy", margin=dict(l=70, r=70, t=90, b=40))
+    data = [dict(type="parcoords", dimensions=dims, line=dict(color=accs, colorscale=_viridis(), showscale=True))]
+    return _fig(data, "Parameters against validation accuracy", margin=dict(l=70, r=70, t=90, b=40))
 
 
 def learning_curves(trials: list[Trial], epochs: dict[str, list[dict]], metric: str = "val_acc") -> dict:
@@ -114,53 +139,75 @@ def learning_curves(trials: list[Trial], epochs: dict[str, list[dict]], metric: 
         top = i < TOP_CURVES
         stopped = t.status == "stopped"
         label = f"{_esc(t.trial)} ({_esc(t.status)})"
-        traces.append(go.Scatter(
-            x=[r["epoch"] for r in recs], y=[_pct(r[metric]) for r in recs], mode="lines+markers", name=label,
+        traces.append(dict(
+            type="scatter", x=[r["epoch"] for r in recs], y=[_pct(r[metric]) for r in recs], mode="lines+markers",
+            name=label if top or i != TOP_CURVES else "other trials (dashed: early-stopped)",
             legendgroup="top" if top else "rest", showlegend=top or i == TOP_CURVES,
             line=dict(width=2 if top else 1, dash="dash" if stopped else "solid",
                       **({} if top else {"color": "rgba(150,150,150,0.6)"})),
             marker=dict(size=5 if top else 3), hovertemplate=f"trial {label}<br>epoch %{{x}}: %{{y:.2f}}%<extra></extra>",
         ))
-        if not top and i == TOP_CURVES:
-            traces[-1].name = "other trials (dashed: early-stopped)"
-    fig = go.Figure(traces)
-    return _fig(fig, f"Learning curves — top {min(TOP_CURVES, len(ranked))} in colour; dashed: early-stopped",
-                xaxis=_epoch_axis([r.get("epoch") for t in ranked for r in epochs[t.id]]), yaxis_title="val accuracy %")
+    return _fig(traces, f"Learning curves — top {min(TOP_CURVES, len(ranked))} in colour; dashed: early-stopped",
+                xaxis=_epoch_axis([r.get("epoch") for t in ranked for r in epochs[t.id]]),
+                yaxis=_axis("val accuracy %"))
 
 
 def parameter_effects(trials: list[Trial]) -> dict:
     """Each searched parameter against the trial's best validation accuracy (one panel per parameter)."""
     ranked = [t for t in trials if t.best_val_acc is not None]
     names = _param_names(ranked) or ["(no searched parameters)"]
-    cols = min(3, len(names))
-    rows = math.ceil(len(names) / cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[_esc(n) for n in names], vertical_spacing=0.18)
-    for i, name in enumerate(names):
-        r, c = i // cols + 1, i % cols + 1
+    accs = [_pct(t.best_val_acc) for t in ranked]
+    data, axis_types = [], []
+    for name in names:
         values = [t.params.get(name) for t in ranked]
         numeric = _is_numeric(values)
-        fig.add_trace(go.Scatter(
-            x=values if numeric else [_esc(v) for v in values], y=[_pct(t.best_val_acc) for t in ranked],
+        axis_types.append("log" if numeric and _log_scaled(values) else "" if numeric else "category")
+        data.append(dict(
+            type="scatter", x=values if numeric else [_esc(v) for v in values], y=accs,
             mode="markers", showlegend=False, text=[_esc(t.trial) for t in ranked],
-            marker=dict(size=8, color=[_pct(t.best_val_acc) for t in ranked], colorscale="Viridis"),
-            hovertemplate="trial %{text}<br>%{x}: %{y:.2f}%<extra></extra>"), row=r, col=c)
-        if numeric and _log_scaled(values):
-            fig.update_xaxes(type="log", row=r, col=c)
-        elif not numeric:
-            fig.update_xaxes(type="category", row=r, col=c)
+            marker=dict(size=8, color=accs, colorscale=_viridis()),
+            hovertemplate="trial %{text}<br>%{x}: %{y:.2f}%<extra></extra>"))
+    grid, anchors = _panels(tuple(_esc(n) for n in names), tuple(axis_types))
+    for trace, (x, y) in zip(data, anchors):
+        trace.update(xaxis=x, yaxis=y)
+    return _fig(data, "Each parameter against validation accuracy", **grid)
+
+
+@functools.lru_cache(maxsize=1)
+def _viridis() -> list:
+    """plotly's Viridis colour scale, as [position, colour] pairs."""
+    trace = json.loads(go.Figure(go.Scatter(marker=dict(colorscale="Viridis"))).to_json())["data"][0]
+    return trace["marker"]["colorscale"]
+
+
+@functools.lru_cache(maxsize=32)
+def _panels(titles: tuple[str, ...], axis_types: tuple[str, ...]) -> tuple[dict, list[tuple[str, str]]]:
+    """The layout of one panel per title, three to a row (x axes of the given types, '' for linear; `height` too), and
+    each panel's (x axis, y axis) for its trace: plotly's `make_subplots` grid, built once per shape."""
+    cols = min(3, len(titles))
+    rows = math.ceil(len(titles) / cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(titles), vertical_spacing=0.18)
+    anchors = []
+    for i, kind in enumerate(axis_types):
+        r, c = i // cols + 1, i % cols + 1
+        if kind:
+            fig.update_xaxes(type=kind, row=r, col=c)
+        panel = fig.get_subplot(r, c)
+        anchors.append((panel.xaxis.plotly_name.replace("axis", ""), panel.yaxis.plotly_name.replace("axis", "")))
     fig.update_yaxes(title_text="val acc %", col=1)
-    return _fig(fig, "Each parameter against validation accuracy", height=max(320, 300 * rows))
+    layout = json.loads(fig.layout.to_json())
+    layout.pop("template", None)
+    return {**layout, "height": max(320, 300 * rows)}, anchors
 
 
 def _fmt(v, fmt: str) -> str:
     return "—" if v is None else fmt.format(v)
 
 
-@functools.lru_cache(maxsize=1)
 def _pareto_layout() -> dict:
-    return _fig(go.Figure(), "Validation accuracy against parameters — ★ Pareto-optimal trials joined",
-                xaxis=dict(title="parameters (log)", type="log", dtick="D2", tickformat="~s"),
-                yaxis_title="val accuracy %")["layout"]
+    return _fig([], "Validation accuracy against parameters — ★ Pareto-optimal trials joined",
+                xaxis=_axis("parameters (log)", type="log", dtick="D2", tickformat="~s"),
+                yaxis=_axis("val accuracy %"))["layout"]
 
 
 def pareto_chart(rows: list[LeaderboardRow]) -> dict:
@@ -174,7 +221,6 @@ def pareto_chart(rows: list[LeaderboardRow]) -> dict:
             f"{_fmt(r.n_params, '{:,}')} parameters · {_fmt(r.train_time_s, '{:,.1f}')} s training",
             f"{_fmt(r.infer_images_per_s, '{:,.0f}')} inference images/s"])
 
-    # plain trace dicts: every leaderboard page draws this chart, and plotly's validation of 200 points costs ~70 ms
     def scatter(points: list[LeaderboardRow], **style) -> dict:
         return dict(type="scatter", x=[r.n_params for r in points], y=[_pct(r.val_acc) for r in points],
                     text=[hover(r) for r in points], hovertemplate="%{text}<extra></extra>", **style)
@@ -206,20 +252,21 @@ def trial_charts(trial: Trial, epochs: list[dict]) -> dict[str, dict]:
     def series(key, pct=False):
         return [(_pct(r.get(key)) if pct else r.get(key)) for r in epochs]
 
-    loss = go.Figure([go.Scatter(x=x, y=series("train_loss"), mode="lines+markers", name="train loss"),
-                      go.Scatter(x=x, y=series("val_loss"), mode="lines+markers", name="val loss")])
-    acc_traces = [go.Scatter(x=x, y=series("val_acc", True), mode="lines+markers", name="val accuracy")]
+    def line(y, name):
+        return dict(type="scatter", x=x, y=y, mode="lines+markers", name=name)
+
+    loss = [line(series("train_loss"), "train loss"), line(series("val_loss"), "val loss")]
+    acc = [line(series("val_acc", True), "val accuracy")]
     if any(r.get("val_acc_coarse") is not None for r in epochs):
-        acc_traces.append(go.Scatter(x=x, y=series("val_acc_coarse", True), mode="lines+markers",
-                                     name="val accuracy (coarse)"))
+        acc.append(line(series("val_acc_coarse", True), "val accuracy (coarse)"))
     if trial.test_acc is not None and x:
-        acc_traces.append(go.Scatter(x=[x[-1]], y=[_pct(trial.test_acc)], mode="markers", name="test accuracy",
-                                     marker=dict(size=11, symbol="star")))
-    speed = go.Figure([go.Bar(x=x, y=series("images_per_s"), name="images/s")])
+        acc.append(dict(type="scatter", x=[x[-1]], y=[_pct(trial.test_acc)], mode="markers", name="test accuracy",
+                        marker=dict(size=11, symbol="star")))
+    speed = [dict(type="bar", x=x, y=series("images_per_s"), name="images/s")]
     return {
-        "loss": _fig(loss, "Loss per epoch", xaxis=_epoch_axis(x), yaxis_title="loss"),
-        "accuracy": _fig(go.Figure(acc_traces), "Accuracy per epoch", xaxis=_epoch_axis(x), yaxis_title="accuracy %"),
-        "throughput": _fig(speed, "Training throughput", xaxis=_epoch_axis(x), yaxis_title="images/s"),
+        "loss": _fig(loss, "Loss per epoch", xaxis=_epoch_axis(x), yaxis=_axis("loss")),
+        "accuracy": _fig(acc, "Accuracy per epoch", xaxis=_epoch_axis(x), yaxis=_axis("accuracy %")),
+        "throughput": _fig(speed, "Training throughput", xaxis=_epoch_axis(x), yaxis=_axis("images/s")),
     }
 
 
@@ -229,13 +276,12 @@ def importance_chart(imp) -> dict:
 
     names = [_esc(p.param) for p in imp.importances]
     shares = [p.importance for p in imp.importances]
-    fig = go.Figure(go.Bar(x=shares, y=names, orientation="h", marker=dict(color="#1f77b4"),
-                           text=[f"{v:.2f}" for v in shares], textposition="auto",
-                           hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
+    data = [dict(type="bar", x=shares, y=names, orientation="h", marker=dict(color="#1f77b4"),
+                 text=[f"{v:.2f}" for v in shares], textposition="auto", hovertemplate="%{y}: %{x:.3f}<extra></extra>")]
     how = EVALUATORS.get(imp.evaluator, imp.evaluator)
-    return _fig(fig, f"Parameter importance for validation accuracy — {how}, {imp.trials_used} trials",
+    return _fig(data, f"Parameter importance for validation accuracy — {how}, {imp.trials_used} trials",
                 height=max(_LAYOUT["height"], 120 + 40 * len(names)),
-                xaxis=dict(title="share of importance", range=[0, max([1.0, *shares])], tickformat=".1f"),
+                xaxis=_axis("share of importance", range=[0, max([1.0, *shares])], tickformat=".1f"),
                 yaxis=dict(type="category", autorange="reversed", automargin=True))
 
 
@@ -243,9 +289,8 @@ def importance_unavailable(message: str) -> dict:
     """The importance chart's place when there is none yet: empty axes and the reason."""
     import textwrap
 
-    fig = go.Figure()  # plotly does not wrap annotations: break the (escaped) line itself
-    lines = textwrap.wrap(_esc(message), 90, break_long_words=False)
-    fig.add_annotation(text="<br>".join(lines), showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5,
-                       font=dict(size=13, color="#687085"))
-    return _fig(fig, "Parameter importance for validation accuracy", xaxis=dict(visible=False),
-                yaxis=dict(visible=False))
+    lines = textwrap.wrap(_esc(message), 90, break_long_words=False)  # plotly does not wrap annotations
+    note = dict(text="<br>".join(lines), showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5,
+                font=dict(size=13, color="#687085"))
+    return _fig([], "Parameter importance for validation accuracy", xaxis=dict(visible=False),
+                yaxis=dict(visible=False), annotations=[note])

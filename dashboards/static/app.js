@@ -1,6 +1,7 @@
 // tunelab dashboard: draws plotly charts from the JSON API and keeps the page live.
 // Live: server-sent events from /api/events (the store's pub/sub); on a relevant event the page refetches
 // itself and swaps the [data-refresh] blocks, then redraws the charts. No EventSource: polls every 5 s.
+// Fetches revalidate ("no-cache"): the server answers 304 by ETag when what it would send has not changed.
 "use strict";
 
 const live = document.body.dataset.live || "all";
@@ -45,7 +46,7 @@ async function drawCharts() {
   for (const [url, group] of byUrl) {
     let figs;
     try {
-      const resp = await fetch(url, { cache: "no-store" });
+      const resp = await fetch(url, { cache: "no-cache" });
       if (!resp.ok) throw new Error(resp.status + " " + resp.statusText);
       figs = await resp.json();
     } catch (err) {
@@ -79,7 +80,7 @@ let refreshes = 0;
 async function refresh() {
   pending = null;
   try {
-    const resp = await fetch(location.href, { cache: "no-store" });
+    const resp = await fetch(location.href, { cache: "no-cache" });
     if (!resp.ok) return;
     const doc = new DOMParser().parseFromString(await resp.text(), "text/html");
     for (const block of document.querySelectorAll("[data-refresh]")) {
