@@ -62,6 +62,8 @@ BENCHES = [
     # 10,000 trials x 50 epochs as issue 8 sized it; 5 s per endpoint instead of 10 keeps it near 4 minutes
     Bench("store_load", ["python", "benchmarks/store_load.py", "--trials", "10000", "--epochs", "50", "--seconds", "5"], 480),
     Bench("gpu", ["bash", "benchmarks/gpu.sh", "--device", "cpu"], 540, write_flag="--write"),  # section "gpu-cpu"
+    # issue 18: a sweep on a 4-node Cluster losing nodes and its driver, then the same sweep undisturbed
+    Bench("chaos_sweep", ["python", "benchmarks/chaos_sweep.py", "--data", "{data}"], 1500),
     Bench("transfer", ["python", "benchmarks/transfer.py", "--data", "{data}"], 1500, optional=True),
     # issue 17's result quality: the mnist_best recipe swept, its best single model and top-5 ensemble
     Bench("mnist_best", ["python", "benchmarks/mnist_best.py", "--data", "{data}"], 2700, optional=True),

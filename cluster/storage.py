@@ -63,7 +63,18 @@ def nodes_missing(storage: str) -> list[str]:
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         checks = [sees.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(str(marker))
                   for n in nodes]
-        seen = ray.get(checks, timeout=60)
-        return [n.get("NodeManagerAddress", n["NodeID"][:8]) for n, ok in zip(nodes, seen) if not ok]
+        ray.wait(checks, num_returns=len(checks), timeout=60)
+        missing = []
+        for n, check in zip(nodes, checks):
+            try:
+                ok = ray.get(check, timeout=0)
+            except (ray.exceptions.TaskUnschedulableError, ray.exceptions.NodeDiedError,
+                    ray.exceptions.WorkerCrashedError):
+                continue  # the node left the cluster meanwhile (preempted, scaled down): nothing to check there
+            except ray.exceptions.GetTimeoutError:
+                ok = False  # no answer within a minute: not shown to see it
+            if not ok:
+                missing.append(n.get("NodeManagerAddress", n["NodeID"][:8]))
+        return missing
     finally:
         marker.unlink(missing_ok=True)

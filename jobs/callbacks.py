@@ -108,16 +108,27 @@ class SweepStoreCallback(tune.Callback):
         epochs = trial_config(self.spec_dict, trial.config).epochs
         self.w.call("finish_trial", tid, "completed" if done >= epochs else "stopped")
 
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        """A trial lost (its process or node died) that Tune starts again from its latest checkpoint: one line,
+        where Tune would print the whole traceback (`TUNE_PRINT_ALL_TRIAL_ERRORS=0`, set by `run_sweep`)."""
+        why = _error_line(trial) or "its process died"
+        left = trial.max_failures - trial.num_failures if trial.max_failures >= 0 else "unlimited"
+        logging.getLogger("tunelab").warning("trial %s was lost (%s); it continues from its latest checkpoint "
+                                             "(restart %d; %s left)", trial.trial_id, why, trial.num_failures, left)
+
     def on_trial_error(self, iteration, trials, trial, **info):
         tid = self._ensure(trial)
         if tid in self.finished:
             return
-        err = ""
-        if getattr(trial, "error_file", None) and Path(trial.error_file).exists():
-            # the error file's last line (Tune writes the traceback, the error's own words last), as it is
-            lines = [ln for ln in Path(trial.error_file).read_text(errors="replace").splitlines() if ln.strip()]
-            err = lines[-1][:300] if lines else ""
-        self.w.call("finish_trial", tid, "failed", error=err or "trial raised an error")
+        self.w.call("finish_trial", tid, "failed", error=_error_line(trial) or "trial raised an error")
+
+
+def _error_line(trial) -> str:
+    """The last line of the trial's error file (Tune writes the traceback there, the error's own words last)."""
+    if getattr(trial, "error_file", None) and Path(trial.error_file).exists():
+        lines = [ln for ln in Path(trial.error_file).read_text(errors="replace").splitlines() if ln.strip()]
+        return lines[-1][:300] if lines else ""
+    return ""
 
 
 class QuietReporter(tune.ProgressReporter):

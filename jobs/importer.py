@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -70,8 +71,9 @@ def _import_run(man: dict, exp_dir: Path, store) -> None:
                     metrics = result_metrics(r)
                     metrics.setdefault("recorded_at", r.get("timestamp"))
                     store.record_epoch(tid, metrics)
-            if (trial_dir / "error.txt").exists() and not error:
-                lines = [ln for ln in (trial_dir / "error.txt").read_text(errors="replace").splitlines() if ln.strip()]
+            err_file = trial_dir / "error.txt"
+            if err_file.exists() and not error and not _outlived(err_file, results):
+                lines = [ln for ln in err_file.read_text(errors="replace").splitlines() if ln.strip()]
                 error = lines[-1][:300] if lines else "trial raised an error"
             _finish(store, tid, trial_dir, tests.get(tid), error, cfg.epochs,
                     ended=(results[-1].get("timestamp") if results else None))
@@ -96,6 +98,20 @@ def _import_run(man: dict, exp_dir: Path, store) -> None:
     store.finish_run(run_id, status, error=man.get("error", "") or ("" if man.get("status") else
                                                                      "imported without an end record (interrupted?)"),
                      ended=man.get("ended"))
+
+
+_FAILURE = re.compile(r"^Failure # \d+ \(occurred at (\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d)\)", re.M)
+
+
+def _outlived(err_file: Path, results: list[dict]) -> bool:
+    """Whether the trial reported again after the last error in its error.txt: Tune keeps the file when a retry
+    outlives the error (its node was lost, say), and only a trial that reported nothing after it ended on it. Tune
+    stamps each failure in local time, to the second; a retry takes seconds to start."""
+    if not results:
+        return False
+    found = _FAILURE.findall(err_file.read_text(errors="replace"))
+    when = time.mktime(time.strptime(found[-1], "%Y-%m-%d_%H-%M-%S")) if found else err_file.stat().st_mtime
+    return results[-1].get("timestamp", 0) > when
 
 
 def _newest_checkpoint(trial_dir: Path) -> Optional[Path]:

@@ -52,12 +52,17 @@ def _trainable(config: dict, spec_dict: dict, data_ref, storage_path: str, finis
     # tune.with_parameters hands the object-store value over already resolved (zero-copy numpy arrays)
     data = ray.get(data_ref) if isinstance(data_ref, ray.ObjectRef) else data_ref
     if cfg.workers > 1:
+        from ray.train import CheckpointConfig, FailureConfig
         from ray.tune.integration.ray_train import TuneReportCallback
 
         ctx = tune.get_context()
+        # A worker lost with its node: Train replaces the worker group and every worker continues from the latest
+        # checkpoint. This trial's own process lost: Tune starts the trial again, and the TorchTrainer it builds
+        # under the same name and storage continues from that run's latest checkpoint (Train V2 restores by name).
         make_trainer(cfg, {"cfg": cfg.model_dump(), "data": ray.put(data), "init": None, "evaluate_test": False},
                      name=f"{ctx.get_experiment_name()}-{ctx.get_trial_id()}", storage_path=storage_path,
-                     callbacks=[TuneReportCallback()]).fit()
+                     callbacks=[TuneReportCallback()], failure_config=FailureConfig(max_failures=cfg.max_failures),
+                     checkpoint_config=CheckpointConfig(num_to_keep=2)).fit()
         return
 
     resume_state = None
@@ -133,6 +138,41 @@ def check_resumable(exp_path: str) -> None:
         raise JobError(f"Tune's saved state {states[-1]} is damaged ({type(e).__name__}); {fix}") from None
 
 
+def restore_lost_checkpoints(exp_path: str) -> list[str]:
+    """Give every trial the checkpoint Tune's newest saved state names for it (local storage), before a resume.
+
+    Tune keeps one checkpoint per trial and deletes the one before as soon as the next is saved, but saves its own
+    state only every ten seconds or more: a driver killed in between leaves a state naming a checkpoint that no
+    longer exists, and Tune would fail that trial on every retry. Such a trial gets its newest checkpoint copied
+    under the missing name: it continues from where it really was (the epoch inside the checkpoint). The trials
+    given one, as `trial_id: missing -> copied` lines (each also said on the "tunelab" logger)."""
+    import logging
+    import shutil
+
+    if "://" in exp_path:
+        return []
+    states = sorted(Path(exp_path).glob("experiment_state-*.json"))
+    if not states:
+        return []
+    mended = []
+    for raw, meta in json.loads(states[-1].read_text())["trial_data"]:
+        trial, last = json.loads(raw), json.loads(meta).get("last_result") or {}
+        named = last.get("checkpoint_dir_name")
+        found = sorted(Path(exp_path).glob(f"*_{trial['trial_id']}_*"))
+        if not named or not found or (found[0] / named).exists():
+            continue
+        newest = sorted(d for d in found[0].glob("checkpoint_*") if d.is_dir())
+        if not newest:
+            continue  # nothing saved since: Tune's own error (the trial starts again when retried) stands
+        shutil.copytree(newest[-1], found[0] / named)
+        line = f"{trial['trial_id']}: {named} -> {newest[-1].name}"
+        logging.getLogger("tunelab").warning(
+            "trial %s: Tune's saved state names %s, deleted after that state was saved; it continues from %s",
+            trial["trial_id"], named, newest[-1].name)
+        mended.append(line)
+    return mended
+
+
 def trial_resources(spec: SweepSpec) -> tuple[dict[str, float], int, dict[str, float]]:
     """What one trial of `spec` asks Ray for: (per worker, workers, the trial's own share beside its workers).
 
@@ -154,6 +194,9 @@ def run_sweep(spec: SweepSpec, tune: TuneSetup, store, run_id: str, data_ref, st
     # Ray's background sync of driver artifacts races with Tune's own temp files and logs a harmless
     # traceback ("Last sync command failed"); the next sync catches up. Keep it out of the user's view.
     logging.getLogger("ray.train._internal.syncer").setLevel(logging.ERROR)
+    # A lost trial is one line from the store callback, not a traceback per loss (a preemptible node takes several
+    # trials at once); the traceback stays in the trial's error file.
+    os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
 
     spec_dict = spec.model_dump()
     known = {t["id"]: t for t in store.run_trials(run_id)} if resume else {}
@@ -168,6 +211,7 @@ def run_sweep(spec: SweepSpec, tune: TuneSetup, store, run_id: str, data_ref, st
     t0 = time.monotonic()
     if resume:
         check_resumable(exp_path)
+        restore_lost_checkpoints(exp_path)
         tuner = Tuner.restore(exp_path, trainable=trainable, resume_unfinished=True, resume_errored=True,
                               param_space=tune.param_space)
         # callbacks are not part of the restored state: attach ours again
@@ -183,7 +227,8 @@ def run_sweep(spec: SweepSpec, tune: TuneSetup, store, run_id: str, data_ref, st
                                    reuse_actors=reuse_actors),
             run_config=RunConfig(name=spec.name, storage_path=storage_path, callbacks=[callback], verbose=verbose,
                                  progress_reporter=QuietReporter(),
-                                 failure_config=FailureConfig(max_failures=1),
+                                 # a trial whose process or node is lost continues from its latest checkpoint
+                                 failure_config=FailureConfig(max_failures=spec.resources.max_failures),
                                  # PBT: keep every checkpoint while the sweep runs. A trial that exploits another
                                  # continues that trial's checkpoint numbering inside its own directory, so it
                                  # rewrites paths Ray already holds; Ray's pruning then deletes one path twice and

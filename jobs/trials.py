@@ -35,6 +35,7 @@ def base_values(spec_dict: dict) -> dict:
     r = spec_dict["resources"]
     return {"dataset": spec_dict["dataset"], "labels": spec_dict["labels"], "epochs": spec_dict["budget"]["epochs"],
             "workers": r["workers"], "cpus_per_worker": r["cpus_per_worker"], "gpus_per_worker": r["gpus_per_worker"],
+            "max_failures": r.get("max_failures"),  # absent from recipes saved before it existed
             "subset": spec_dict["subset"], "seed": spec_dict["seed"], **spec_dict["fixed"]}
 
 

@@ -50,6 +50,8 @@ class Resources(_Strict):
     workers: int = Field(1, ge=1, le=4096)
     cpus_per_worker: Optional[float] = Field(None, gt=0)
     gpus_per_worker: float = Field(0, ge=0, description="fractions allowed: 0.25 packs 4 trials on one GPU")
+    max_failures: int = Field(3, ge=0, le=10_000, description="times a trial whose process or node was lost starts "
+                              "again from its latest checkpoint (spot or preemptible nodes: raise it)")
 
 
 class SweepSpec(_Strict):

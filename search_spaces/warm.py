@@ -170,6 +170,6 @@ def trained_with(recipe: dict, sampled: dict) -> tuple[dict, TrainConfig]:
     r = recipe["resources"]
     values = {"dataset": recipe["dataset"], "labels": recipe["labels"], "epochs": recipe["budget"]["epochs"],
               "workers": r["workers"], "cpus_per_worker": r["cpus_per_worker"], "gpus_per_worker": r["gpus_per_worker"],
-              "subset": recipe["subset"], "seed": recipe["seed"], **recipe["fixed"], **sampled}
+              "max_failures": r.get("max_failures"), "subset": recipe["subset"], "seed": recipe["seed"], **recipe["fixed"], **sampled}
     values.update((recipe.get("overrides") or {}).get(values.get("model", "cnn"), {}))
     return values, TrainConfig(**{k: v for k, v in values.items() if v is not None})

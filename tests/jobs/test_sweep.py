@@ -360,3 +360,64 @@ def test_redis_down_mid_sweep_training_goes_on_and_nothing_is_lost(tmp_path, mni
         assert not list((tmp_path / "exp").rglob("tunelab-unwritten-*"))  # nothing had to be spilled
     finally:
         server.stop()
+
+
+def _fake_trial_dir(exp: Path, tune_id: str, epochs: list[int], when: list[int]) -> Path:
+    """A trial folder as Tune leaves it: result.json (one line per report, `timestamp` in whole seconds)."""
+    d = exp / f"_trainable_{tune_id}_0_lr=0.001_2026-12-02_10-00-00"
+    d.mkdir(parents=True)
+    (d / "result.json").write_text("".join(json.dumps({
+        "trial_id": tune_id, "epoch": e, "epochs": 4, "val_acc": 0.5 + e / 10, "timestamp": t,
+        "config": {"lr": 0.001}}) + "\n" for e, t in zip(epochs, when)))
+    return d
+
+
+def test_import_fails_a_trial_only_for_an_error_nothing_was_reported_after(tmp_path, store):
+    """Tune keeps a trial's error.txt after a retry outlived the error (its node was lost, say): an import says
+    `stopped` for such a trial that ASHA stopped early, and `failed` only when the error came after its last report."""
+    from tunelab.jobs.importer import import_dir
+    from tunelab.jobs.manifest import write_manifest
+
+    spec = _spec(tmp_path, name="imp", budget={"epochs": 4, "samples": 2})
+    exp = tmp_path / "exp" / "imp"
+    exp.mkdir(parents=True)
+    write_manifest(str(exp), run_id="imp", kind="sweep", name="imp", dataset="mnist", labels="fine",
+                   config=spec.model_dump(), started=1796200000.0, storage_path=str(tmp_path / "exp"),
+                   status="completed", ended=1796200100.0)
+    def stamp(t: int) -> str:  # how Tune heads each failure in error.txt: local time, to the second
+        return time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime(t))
+
+    outlived = _fake_trial_dir(exp, "aaaaa_00000", [1, 2], [1796200010, 1796200040])
+    # lost after epoch 1; epoch 2 came after the retry. (A resume rewrites the files: their mtimes say nothing.)
+    (outlived / "error.txt").write_text(f"Failure # 1 (occurred at {stamp(1796200020)})\nActorDiedError: the "
+                                        "actor's node was terminated\n")
+    died = _fake_trial_dir(exp, "aaaaa_00001", [1, 2], [1796200010, 1796200040])
+    (died / "error.txt").write_text(f"Failure # 1 (occurred at {stamp(1796200020)})\nActorDiedError: lost\n"
+                                    f"Failure # 2 (occurred at {stamp(1796200040)})\nRuntimeError: out of retries\n")
+    assert import_dir(tmp_path / "exp", store) == ["imp"]
+    a, b = store.get_trial("imp-aaaaa_00000"), store.get_trial("imp-aaaaa_00001")
+    assert (a["status"], a.get("error")) == ("stopped", None)
+    assert b["status"] == "failed" and b["error"] == "RuntimeError: out of retries"
+
+
+def test_a_resume_gives_a_trial_the_checkpoint_tunes_saved_state_names(tmp_path, caplog):
+    """A driver killed after Tune deleted a trial's older checkpoint but before Tune saved its state again: the saved
+    state names a checkpoint that is gone. Before the resume the trial's newest checkpoint is copied under that name."""
+    from tunelab.jobs.sweep import restore_lost_checkpoints
+
+    exp = tmp_path / "exp"
+    d = _fake_trial_dir(exp, "bbbbb_00000", [1, 2, 3], [1, 2, 3])
+    (d / "checkpoint_000002").mkdir()
+    (d / "checkpoint_000002" / "checkpoint.pt").write_bytes(b"epoch 3")
+    kept = _fake_trial_dir(exp, "bbbbb_00001", [1], [1])
+    (kept / "checkpoint_000000").mkdir()
+    state = {"trial_data": [
+        [json.dumps({"trial_id": "bbbbb_00000"}), json.dumps({"last_result": {"checkpoint_dir_name": "checkpoint_000001"}})],
+        [json.dumps({"trial_id": "bbbbb_00001"}), json.dumps({"last_result": {"checkpoint_dir_name": "checkpoint_000000"}})],
+    ]}
+    (exp / "experiment_state-2026-12-02_10-00-00.json").write_text(json.dumps(state))
+    with caplog.at_level("WARNING", logger="tunelab"):
+        assert restore_lost_checkpoints(str(exp)) == ["bbbbb_00000: checkpoint_000001 -> checkpoint_000002"]
+    assert (d / "checkpoint_000001" / "checkpoint.pt").read_bytes() == b"epoch 3"  # continues from where it was
+    assert "names checkpoint_000001, deleted after that state was saved; it continues from checkpoint_000002" in caplog.text
+    assert restore_lost_checkpoints(str(exp)) == []  # nothing left to mend

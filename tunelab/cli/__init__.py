@@ -40,6 +40,10 @@ def main(argv: Optional[list[str]] = None) -> None:
     except SystemExit as e:
         if argv is None:  # the `tunelab` command itself, not a caller in Python
             _leave_now(e.code)
+            # the command's output is complete: what Ray still prints while it shuts down (a lost node's log) goes
+            # to stderr, so `--json` output stays JSON
+            sys.stdout.flush()
+            sys.stdout = sys.stderr
         raise
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import threading
@@ -29,6 +30,14 @@ class LabelKind(str, Enum):
 
 def print_json(value) -> None:
     sys.stdout.write(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
+
+
+@contextlib.contextmanager
+def results_only_on_stdout():
+    """While a run goes on, what libraries print goes to stderr (Ray prints a lost node's raylet log and its workers'
+    output on stdout): stdout carries only the command's result, so `--json` parses and a pipe gets the summary."""
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
 
 
 def progress():

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from tunelab.cli.common import out, print_json, progress
+from tunelab.cli.common import out, print_json, progress, results_only_on_stdout
 
 
 class _SweepGroup(typer.core.TyperGroup):
@@ -57,8 +57,9 @@ def sweep_run(
     from tunelab.api import sweep, sweep_spec
 
     spec = sweep_spec(spec_path, name=name, samples=samples, max_concurrent=max_concurrent, flags=True)
-    result = sweep(spec, address=address, storage=storage, progress=progress(), recipe=spec_path,
-                   warm_start=warm_start or None)
+    with results_only_on_stdout():
+        result = sweep(spec, address=address, storage=storage, progress=progress(), recipe=spec_path,
+                       warm_start=warm_start or None)
     _print_summary(result, as_json)
 
 
@@ -71,7 +72,9 @@ def sweep_resume(
     """Continue an interrupted sweep: finished trials are kept, unfinished and errored ones continue."""
     from tunelab.api import resume
 
-    _print_summary(resume(name, address=address, progress=progress()), as_json)
+    with results_only_on_stdout():
+        result = resume(name, address=address, progress=progress())
+    _print_summary(result, as_json)
 
 
 @app.command("list")

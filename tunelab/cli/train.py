@@ -6,7 +6,8 @@ from typing import Optional
 
 import typer
 
-from tunelab.cli.common import NOTHING_TO_SHUT_DOWN, DatasetName, LabelKind, err, out, print_json, progress
+from tunelab.cli.common import (NOTHING_TO_SHUT_DOWN, DatasetName, LabelKind, err, out, print_json, progress,
+                                results_only_on_stdout)
 
 
 def train(
@@ -57,8 +58,9 @@ def train(
         freeze_epochs=freeze_epochs, backbone_lr_scale=backbone_lr_scale, augment=augment, precision=precision,
         channels_last=channels_last, compile=compile_model or None,
     )
-    result = run_train(dataset.value, model, labels=labels.value, name=name, address=address, ray=use_ray,
-                       storage=storage, progress=progress(), **settings)
+    with results_only_on_stdout():
+        result = run_train(dataset.value, model, labels=labels.value, name=name, address=address, ray=use_ray,
+                           storage=storage, progress=progress(), **settings)
     if not compile_model:  # no compile workers; with no Ray either, the command may end at once (tunelab.cli)
         NOTHING_TO_SHUT_DOWN.set()
     record = result.model_dump(mode="json")
