@@ -61,10 +61,10 @@ def _kill_session(pid: int) -> None:
 def run(workdir: Path, *, redis_url: str, mnist: Path, trials: int = 12, epochs: int = 8, subset: int = 1000,
         scheduler: str = "fifo", chaos: bool = True, every_s: tuple[float, float] = (6.0, 10.0),
         max_losses: Optional[int] = None, kill_driver_at: float = 0.4, seed: int = 0, say: Callable[[str], None] = print,
-        timeout_s: float = 1500, cluster=None) -> dict:
+        timeout_s: float = 1500, cluster=None, data_root: Optional[Path] = None) -> dict:
     """One sweep on a fresh 3-worker-node cluster (or `cluster`, a `ChaosCluster`), under chaos (`chaos=True`: node
     losses, and the driver killed once when `kill_driver_at` of all epochs are in the store, then resumed) or without
-    it; its report (see `check`)."""
+    it; its report (see `check`). `data_root`: a data folder with MNIST already imported (else `mnist` is imported)."""
     import contextlib
 
     import yaml
@@ -73,9 +73,10 @@ def run(workdir: Path, *, redis_url: str, mnist: Path, trials: int = 12, epochs:
     from tunelab.results import ResultStore
 
     workdir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "TUNELAB_DATA_DIR": str(workdir / "data"), "TUNELAB_REDIS_URL": redis_url,
+    env = {**os.environ, "TUNELAB_DATA_DIR": str(data_root or workdir / "data"), "TUNELAB_REDIS_URL": redis_url,
            "RAY_ADDRESS": "", "TUNELAB_STORAGE": "", "PYTHONUNBUFFERED": "1"}
-    subprocess.run(_cli("data", "import", str(mnist)), env=env, check=True, capture_output=True, cwd=ROOT)
+    if data_root is None:
+        subprocess.run(_cli("data", "import", str(mnist)), env=env, check=True, capture_output=True, cwd=ROOT)
     spec_path = workdir / "recipe.yaml"
     spec_path.write_text(yaml.safe_dump(recipe(trials, epochs, subset, scheduler)))
     store = ResultStore.from_url(redis_url)

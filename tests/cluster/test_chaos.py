@@ -30,11 +30,12 @@ def cluster():
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_a_sweep_survives_node_losses_and_a_driver_kill(tmp_path, redis_server, store, mnist_source, cluster):
+def test_a_sweep_survives_node_losses_and_a_driver_kill(tmp_path, redis_server, store, mnist_source, mnist_root,
+                                                       cluster):
     lines: list[str] = []
     report = chaos_sweep.run(tmp_path, redis_url=redis_server.url, mnist=mnist_source, trials=8, epochs=4,
                              subset=600, every_s=(3.0, 6.0), max_losses=3, kill_driver_at=0.4, say=lines.append,
-                             timeout_s=720, cluster=cluster)
+                             timeout_s=720, cluster=cluster, data_root=mnist_root)
     said = "\n".join(lines)
     assert report["node_losses"] >= 3, said  # nodes holding running trials, SIGKILLed
     assert report["driver_kills"] == 1 and report["run_status"] == "completed", said
@@ -49,11 +50,9 @@ def test_a_sweep_survives_node_losses_and_a_driver_kill(tmp_path, redis_server, 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_a_two_worker_trial_whose_node_is_lost_continues_from_its_checkpoint(tmp_path, redis_server, store,
-                                                                               mnist_source, cluster):
-    env = {**os.environ, "TUNELAB_DATA_DIR": str(tmp_path / "data"), "TUNELAB_REDIS_URL": redis_server.url,
+                                                                               mnist_root, cluster):
+    env = {**os.environ, "TUNELAB_DATA_DIR": str(mnist_root), "TUNELAB_REDIS_URL": redis_server.url,
            "RAY_ADDRESS": "", "TUNELAB_STORAGE": ""}
-    subprocess.run([sys.executable, "-m", "tunelab.cli", "data", "import", str(mnist_source)], env=env, check=True,
-                   capture_output=True, cwd=ROOT)
     spec = tmp_path / "ddp.yaml"
     spec.write_text(yaml.safe_dump({
         "name": "ddp-chaos", "dataset": "mnist", "subset": 1000, "budget": {"epochs": 5, "samples": 1},
