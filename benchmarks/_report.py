@@ -77,8 +77,8 @@ def scratch_root(prefix: str, mnist: Optional[Path] = None) -> Path:
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds through atexit
     if mnist is not None:
-        from tunelab.jobs import data
+        from tunelab.jobs import dataset_files
 
-        data.import_dir(mnist, root)
+        dataset_files.import_dir(mnist, root)
     return root
 

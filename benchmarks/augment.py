@@ -24,7 +24,7 @@ from torchvision import transforms as T  # noqa: E402
 from tunelab import models  # noqa: E402
 from benchmarks._report import write_section  # noqa: E402
 from tunelab.jobs.augment import Augmenter  # noqa: E402
-from tunelab.jobs.data import spec  # noqa: E402
+from tunelab.jobs.datasets import get as spec  # noqa: E402
 
 MEAN, STD = spec("cifar100").mean, spec("cifar100").std
 

@@ -92,12 +92,12 @@ def main() -> None:
     import torch
 
     from tunelab.jobs import data
-    from tunelab.jobs.config import RECIPES
+    from tunelab.jobs.datasets import BUILTINS
     from tunelab.jobs.step import native_bf16
 
     if a.device == "cuda" and not torch.cuda.is_available():
         ap.exit(2, "mnist_speed.py: --device cuda, but torch sees no CUDA device (leave --device out for the CPU)\n")
-    recipe = RECIPES["mnist"]
+    recipe = BUILTINS["mnist"].recipe
     device = torch.device(a.device)
     with_cli = not a.no_cli and device.type == "cpu"
     tmp = scratch_root("tl-mnist-speed-", a.data)
@@ -162,7 +162,7 @@ def main() -> None:
         f"Real MNIST: {len(prepared.train_y):,} training images ({len(prepared.val_y):,} carved for validation), "
         f"the {len(prepared.test_y):,} test images. Time-to-99 = the training time (train phases of all epochs, no "
         "evaluation) of a run whose schedule ends at ≥ 99.0 % test accuracy. Default recipe "
-        f"(`jobs/config.py` RECIPES, what `tunelab train --dataset mnist` runs): `{json.dumps(recipe)}`"
+        f"(`jobs/datasets.py` the spec's recipe, what `tunelab train --dataset mnist` runs): `{json.dumps(recipe)}`"
         + (f"; on this device precision `auto` and channels-last default to {seeds[0]['cfg'].step_options(device).describe()}."
            if device.type != "cpu" else "."),
         "",

@@ -37,12 +37,13 @@ def main() -> None:
                        file=sys.stderr) or 2)
 
     from tunelab.jobs import data
-    from tunelab.jobs.config import RECIPES, make_config
+    from tunelab.jobs.config import make_config
+    from tunelab.jobs.datasets import BUILTINS
     from tunelab.jobs.loop import run_training
 
     root = scratch_root("tl-subset-", args.data)
     raw = data.load("mnist", root)
-    recipe = RECIPES["mnist"]
+    recipe = BUILTINS["mnist"].recipe
     rows = []
     for n in subsets:
         for precision in ("fp32", "bf16"):

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from tunelab.dashboards import charts, views
 from tunelab.dashboards.deps import BoardCacheDep, ChartCacheDep, StoreDep
-from tunelab.dashboards.schemas import Board, Health, LeaderboardRow, RunDetail, RunRow, TrialDetail
+from tunelab.dashboards.schemas import Board, DatasetEntry, Health, LeaderboardRow, RunDetail, RunRow, TrialDetail
 from tunelab.dashboards import importance
 from tunelab.dashboards.schemas import Importance
 from tunelab.results import ResultStore
@@ -34,12 +34,19 @@ def api_boards(s: StoreDep) -> list[Board]:
     return views.boards(s)
 
 
+@router.get("/datasets", response_model=list[DatasetEntry], tags=["leaderboards"])
+def api_datasets(s: StoreDep) -> list[DatasetEntry]:
+    """The datasets the store knows (built-in ones first), each with its label sets: the leaderboards that can exist."""
+    return [DatasetEntry(name=name, **{k: v for k, v in d.items() if k in DatasetEntry.model_fields})
+            for name, d in views.datasets(s).items()]
+
+
 @router.get("/leaderboard", response_model=list[LeaderboardRow], tags=["leaderboards"])
 def api_leaderboard(
     s: StoreDep,
     board_cache: BoardCacheDep,
-    dataset: str = Query(..., description="mnist or cifar100"),
-    label: str = Query("fine", description="fine, or coarse for cifar100"),
+    dataset: str = Query(..., description="a dataset the store knows (GET /api/datasets lists them)"),
+    label: str = Query("fine", description="fine, or coarse where the dataset has coarse labels"),
     limit: int = Query(100, ge=1, le=100_000),
     family: Optional[str] = Query(None, description="only this model family (resnet_cifar, vit, …)"),
     augment: Optional[str] = Query(None, description="only this augmentation policy"),

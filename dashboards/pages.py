@@ -99,15 +99,23 @@ async def missing(request: Request, exc) -> Response:
 @router.get("/")
 def index(s: StoreDep) -> RedirectResponse:
     found = views.boards(s)
-    target = found[0] if found else Board(dataset="mnist", label="fine", trials=0)
+    known = views.datasets(s)
+    if not found and not known:
+        return RedirectResponse("/runs")
+    target = found[0] if found else Board(dataset=next(iter(known)), label="fine", trials=0)
     return RedirectResponse(f"/leaderboard?{urlencode({'dataset': target.dataset, 'label': target.label})}")
 
 
 @router.get("/leaderboard", response_class=HTMLResponse)
-def leaderboard_page(request: Request, s: StoreDep, board_cache: BoardCacheDep, dataset: str = "mnist",
+def leaderboard_page(request: Request, s: StoreDep, board_cache: BoardCacheDep, dataset: str = "",
                      label: str = "fine", family: str = "", augment: str = "", pretrained: str = "any",
                      sort: str = "rank", order: str = "asc", limit: int = Query(200, ge=1, le=100_000),
                      pareto: bool = False):
+    known = views.datasets(s)
+    if not dataset and not known:
+        return page(request, s, "error.html", 200, title="no results yet",
+                    message="no runs recorded yet: `tunelab train` or `tunelab sweep` fills the leaderboards")
+    dataset = dataset or next(iter(known))
     try:
         rows = views.leaderboard(s, dataset, label, limit=limit, family=family or None,
                                  augment=augment or None, pretrained=pretrained, sort=sort,
@@ -126,7 +134,7 @@ def leaderboard_page(request: Request, s: StoreDep, board_cache: BoardCacheDep, 
         return "?" + urlencode({**{k: v for k, v in base.items() if v}, "sort": key, "order": flip})
 
     return page(request, s, "leaderboard.html", title=f"{dataset} {label} leaderboard", rows=rows,
-                dataset=dataset, label=label, labels=views.LABELS.get(dataset, ()), datasets=views.DATASETS,
+                dataset=dataset, label=label, labels=known.get(dataset, {}).get("labels", ()), datasets=known,
                 choices=choices, filters=base, sort=sort, order=order, columns=COLUMNS, sort_link=sort_link,
                 api=f"/api/leaderboard?{urlencode({**base, 'sort': sort, 'order': order, 'limit': limit})}",
                 pareto=pareto, charts=True, pareto_chart=charts.pareto_chart(rows) if rows else None)

@@ -37,6 +37,17 @@ class LeaderboardRow(BaseModel):
     pareto: bool = False
 
 
+class DatasetEntry(BaseModel):
+    """A dataset the store knows: built in, or a user's imported image folder."""
+
+    name: str
+    title: str
+    labels: list[str]
+    builtin: bool = False
+    image: Optional[str] = None  # channels x height x width, as stored
+    classes: dict[str, int] = {}
+
+
 class Board(BaseModel):
     """A leaderboard that holds results, with its size."""
 

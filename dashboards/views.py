@@ -17,9 +17,8 @@ from tunelab.dashboards.schemas import (
 )
 
 from tunelab.errors import TunelabError
+from tunelab.results import catalogue
 
-DATASETS = ("mnist", "cifar100")
-LABELS = {"mnist": ("fine",), "cifar100": ("fine", "coarse")}
 # Shown as "key hyperparameters" when a trial's params hold them (model/augment/pretrained have columns).
 KEY_PARAMS = ("optimizer", "lr", "batch_size", "weight_decay", "schedule", "label_smoothing", "input_size",
               "freeze_epochs", "backbone_lr_scale")
@@ -48,16 +47,26 @@ def key_params(params: dict[str, Any], kind: Optional[str] = "sweep") -> dict[st
     return plain if kind == "sweep" else {k: plain[k] for k in KEY_PARAMS if k in plain}
 
 
-def check_board(dataset: str, label: str) -> None:
-    if dataset not in DATASETS:
-        raise ViewError(f"unknown dataset {dataset!r}; choose one of: {', '.join(DATASETS)}")
-    if label not in LABELS[dataset]:
-        raise ViewError(f"{dataset} has no {label!r} labels; choose one of: {', '.join(LABELS[dataset])}")
+def datasets(store, registered: Optional[dict[str, dict[str, Any]]] = None) -> dict[str, dict[str, Any]]:
+    """The datasets the store knows (name -> title, label sets, ...), built-ins first: its recorded catalogue, and
+    `registered` (the caller's registry: datasets no run has used yet) after it."""
+    known = catalogue.datasets(store)
+    return {**known, **{n: d for n, d in (registered or {}).items() if n not in known}}
+
+
+def check_board(store, dataset: str, label: str, registered: Optional[dict[str, dict[str, Any]]] = None) -> None:
+    """ViewError naming the choices unless the store (or `registered`) knows `dataset` and its `label` set."""
+    known = datasets(store, registered)
+    if dataset not in known:
+        raise ViewError(f"unknown dataset {dataset!r}; choose one of: {', '.join(known) or 'none yet (no runs)'}")
+    labels = known[dataset]["labels"]
+    if label not in labels:
+        raise ViewError(f"{dataset} has no {label!r} labels; choose one of: {', '.join(labels)}")
 
 
 def boards(store) -> list[Board]:
-    """Every leaderboard that holds results, in a fixed order (MNIST, then CIFAR-100 fine, coarse)."""
-    order = [(d, lab) for d in DATASETS for lab in LABELS[d]]
+    """Every leaderboard that holds results, in a fixed order (built-in datasets first, each fine before coarse)."""
+    order = [(d, lab) for d, entry in datasets(store).items() for lab in entry["labels"]]
     sizes = store.leaderboard_sizes(order)
     return [Board(dataset=d, label=lab, trials=sizes[(d, lab)]) for d, lab in order if (d, lab) in sizes]
 
@@ -113,12 +122,13 @@ def pareto_front(rows: Iterable[dict]) -> set[str]:
 
 def leaderboard(store, dataset: str, label: str = "fine", *, limit: Optional[int] = 100, family: Optional[str] = None,
                 augment: Optional[str] = None, pretrained: str = "any", sort: str = "rank",
-                descending: bool = False, pareto: bool = False,
-                cache: Optional["BoardCache"] = None) -> list[LeaderboardRow]:
+                descending: bool = False, pareto: bool = False, cache: Optional["BoardCache"] = None,
+                registered: Optional[dict[str, dict[str, Any]]] = None) -> list[LeaderboardRow]:
     """The leaderboard's rows: ranked by validation accuracy (ties: test accuracy), filtered, then sorted by
     `sort` when asked (missing values last). `rank` stays the place on the whole board; `pareto` on a row says the
-    trial is Pareto-optimal on the whole board (`pareto_front`), and `pareto=True` keeps only those rows."""
-    check_board(dataset, label)
+    trial is Pareto-optimal on the whole board (`pareto_front`), and `pareto=True` keeps only those rows.
+    `registered`: datasets the caller knows of besides the store's (their boards may be empty)."""
+    check_board(store, dataset, label, registered)
     if sort not in SORTS:
         raise ViewError(f"cannot sort by {sort!r}; choose one of: {', '.join(SORTS)}")
     if pretrained not in PRETRAINED_FILTERS:
@@ -187,7 +197,7 @@ def _sorted(rows: list[dict], sort: str, descending: bool) -> list[dict]:
 
 def leaderboard_choices(store, dataset: str, label: str) -> dict[str, list[str]]:
     """The families and augmentations on a board, for its filters (kept by the store as trials land)."""
-    check_board(dataset, label)
+    check_board(store, dataset, label)
     facets = store.board_facets(dataset, label)
     if not facets["family"] and store.leaderboard_sizes([(dataset, label)]):  # a store written before facets
         rows = store.board_index(dataset, label)

@@ -5,24 +5,19 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tunelab.errors import validation_line
+from tunelab.jobs import datasets
 from tunelab.jobs.errors import JobError
 
 if TYPE_CHECKING:
     from tunelab.jobs.step import StepOptions
 
-__all__ = ["JobError", "TrainConfig", "describe_validation_error", "make_config"]
+__all__ = ["JobError", "TrainConfig", "dataset_spec", "describe_validation_error", "make_config"]
 
-Dataset = Literal["mnist", "cifar100"]
-
-# The default recipe per dataset: used for every value not given when the model is the recipe's (or none is
-# named). Chosen by `benchmarks/mnist_speed.py`, which measures each choice (see benchmarks/RESULTS.md).
-RECIPES: dict[str, dict] = {
-    "mnist": {"model": "cnn_fast", "epochs": 2, "batch_size": 384, "optimizer": "sgd", "lr": 0.3, "momentum": 0.9,
-              "weight_decay": 5e-4, "schedule": "onecycle", "warmup_epochs": 0.5},
-}
+# A dataset's default recipe (`DatasetSpec.recipe`, in the registry) fills every value not given when the model is the
+# recipe's (or none is named).
 Labels = Literal["fine", "coarse"]
 
 # A recipe's batch is sized for the whole dataset. On a `subset` it would leave a handful of steps an epoch (MNIST's
@@ -43,12 +38,28 @@ def scaled_for_subset(recipe: dict, subset: int, val_fraction: float) -> dict:
     return {**recipe, "batch_size": batch, "lr": round(recipe["lr"] * batch / recipe["batch_size"], 6)}
 
 
+def dataset_spec(name: str) -> datasets.DatasetSpec:
+    """The registry's spec of dataset `name`; ValueError naming the choices (a recipe's schema checks names with it)."""
+    try:
+        return datasets.get(name)
+    except JobError as e:
+        raise ValueError(str(e)) from None
+
+
+def _recipe_of(name) -> dict:
+    try:
+        return dict(datasets.get(name).recipe or {}) if isinstance(name, str) else {}
+    except JobError:
+        return {}  # the field's own check names the problem
+
+
 class TrainConfig(BaseModel):
     """Everything one training run needs; defaults are a sound recipe per dataset."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    dataset: Dataset = "mnist"
+    dataset: str = Field(datasets.DEFAULT, description="a registered dataset: built in, or imported with `tunelab "
+                         "data import-folder`")
     labels: Labels = "fine"
     model: str = "cnn"
     epochs: int = Field(2, ge=1, le=10_000)
@@ -85,17 +96,25 @@ class TrainConfig(BaseModel):
     def _recipe(cls, values):
         """A dataset's recipe fills what is not given, when the model is the recipe's own (or not given)."""
         if isinstance(values, dict):
-            recipe = RECIPES.get(values.get("dataset", "mnist"), {})
+            recipe = _recipe_of(values.get("dataset", datasets.DEFAULT))
             if recipe and values.get("model", recipe["model"]) == recipe["model"]:
                 if isinstance(values.get("subset"), int) and "batch_size" not in values:
                     recipe = scaled_for_subset(recipe, values["subset"], values.get("val_fraction", 0.1))
                 values = {**recipe, **values}
         return values
 
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, name: str) -> str:
+        dataset_spec(name)
+        return name
+
     @model_validator(mode="after")
     def _check(self) -> "TrainConfig":
-        if self.labels == "coarse" and self.dataset != "cifar100":
-            raise ValueError("coarse labels exist only for cifar100; drop --labels coarse")
+        spec = dataset_spec(self.dataset)
+        if self.labels not in spec.labels:
+            raise ValueError(f"{self.dataset} has no {self.labels} labels (it has: {', '.join(spec.labels)}); drop "
+                             f"--labels {self.labels}")
         if self.pretrained.lower() in ("", "0", "no", "none", "false"):
             object.__setattr__(self, "pretrained", "false")
         elif self.pretrained.lower() in ("1", "yes", "true"):

@@ -1,9 +1,10 @@
-"""Datasets in memory: MNIST and CIFAR-100 read through torchvision's machinery, held as uint8 arrays.
+"""Datasets in memory: any registered dataset read from its files into uint8 arrays (MNIST's idx files through
+torchvision's machinery, the CIFAR pickles, an imported folder's arrays).
 
 A dataset is loaded once on the driver, split (seeded) into train/validation/test, and put into Ray's
-object store as one `PreparedData`; every worker reads it zero-copy and takes its shard of a seeded
-per-epoch permutation (`epoch_indices`). Which datasets exist and their files on disk (download, import, info)
-are `jobs.datasets`'.
+object store as one `PreparedData`, with its spec; every worker reads it zero-copy and takes its shard of a seeded
+per-epoch permutation (`epoch_indices`). Which datasets exist is the registry's (`jobs.datasets`); their official files
+(download, import, info) are `jobs.dataset_files`'.
 """
 
 from __future__ import annotations
@@ -14,19 +15,9 @@ from typing import Optional
 
 import numpy as np
 
-from tunelab.jobs.datasets import (
-    CIFAR100_ARCHIVE, CIFAR100_ARCHIVE_MD5, CIFAR100_DIR, CIFAR100_FILES, DATASETS, MNIST_FILES, DatasetSpec, cifar_dir,
-    download, import_dir, info, is_available, read_cifar_pickle, require, spec,
-)
+from tunelab.jobs.dataset_files import read_cifar_pickle
+from tunelab.jobs.datasets import CIFAR_PICKLE, FOLDER, IDX, DatasetSpec, get, location, register, require, splits
 from tunelab.jobs.errors import JobError
-
-# Besides its own names, `jobs.data` keeps offering the catalogue and the file handling of `jobs.datasets` that
-# callers (the CLI, tests, benchmarks) reach through it.
-__all__ = [
-    "CIFAR100_ARCHIVE", "CIFAR100_ARCHIVE_MD5", "CIFAR100_DIR", "CIFAR100_FILES", "DATASETS", "MNIST_FILES", "DatasetSpec",
-    "PreparedData", "RawDataset", "download", "epoch_indices", "import_dir", "info", "is_available", "load",
-    "load_cifar100", "load_mnist", "prepare", "require", "spec", "split_indices",
-]
 
 
 # ------------------------------------------------------------------------------------------------ load
@@ -45,6 +36,7 @@ class RawDataset:
     train_y_coarse: Optional[np.ndarray] = None
     test_y_coarse: Optional[np.ndarray] = None
     coarse_names: Optional[list[str]] = None
+    spec: Optional[DatasetSpec] = None  # what the registry said of it when it was read
 
     @property
     def fine_to_coarse(self) -> Optional[np.ndarray]:
@@ -55,57 +47,80 @@ class RawDataset:
         mapping[self.train_y] = self.train_y_coarse
         pairs = np.unique(np.stack([self.train_y, self.train_y_coarse]), axis=1)
         if pairs.shape[1] != len(np.unique(self.train_y)):
-            raise JobError("CIFAR-100 labels are inconsistent: a fine class maps to several coarse classes")
+            raise JobError(f"{self.name}: the labels are inconsistent: a fine class maps to several coarse classes")
         return mapping
 
 
 def load(name: str, root: Path) -> RawDataset:
     """The whole dataset `name` from `root` as uint8 arrays; JobError if missing or unreadable."""
-    require(name, root)
+    s = require(name, root)
     try:
-        return load_mnist(root) if name == "mnist" else load_cifar100(root)
+        loader = {IDX: _load_idx, CIFAR_PICKLE: _load_cifar, FOLDER: _load_folder}[s.source]
+        return loader(s, root)
     except JobError:
         raise
     except Exception as e:
-        raise JobError(
-            f"could not read {spec(name).title} under {root} ({type(e).__name__}: {e}); "
-            f"the files are corrupt or truncated — import them again with `tunelab data import DIR`"
-        ) from None
+        again = (f"import the folder again with `tunelab data import-folder DIR --name {name} --replace`"
+                 if s.source == FOLDER else "import them again with `tunelab data import DIR`")
+        raise JobError(f"could not read {s.title} under {root} ({type(e).__name__}: {e}); the files are corrupt or "
+                       f"truncated — {again}") from None
 
 
-def load_mnist(root: Path) -> RawDataset:
-    from torchvision.datasets import MNIST
+def _load_idx(s: DatasetSpec, root: Path) -> RawDataset:
+    import torchvision.datasets
 
-    tr, te = MNIST(str(root), train=True), MNIST(str(root), train=False)
+    cls = getattr(torchvision.datasets, s.torchvision)
+    tr, te = cls(str(root), train=True), cls(str(root), train=False)
     return RawDataset(
-        "mnist",
+        s.name,
         tr.data.numpy()[:, None], tr.targets.numpy().astype(np.int64),
         te.data.numpy()[:, None], te.targets.numpy().astype(np.int64),
-        class_names=[c.split(" - ")[-1] for c in MNIST.classes],
+        class_names=list(s.class_names["fine"]), spec=s,
     )
 
 
-def load_cifar100(root: Path) -> RawDataset:
-    d = cifar_dir(root)
-    meta = read_cifar_pickle(d / "meta")
-    parts = {}
-    for split in ("train", "test"):
-        p = read_cifar_pickle(d / split)
-        x = np.asarray(p["data"], dtype=np.uint8)
-        if x.ndim != 2 or x.shape[1] != 3 * 32 * 32:
-            raise JobError(f"{d / split}: 'data' has shape {x.shape}, not (N, 3072); the file is not CIFAR-100")
-        parts[split] = (
-            x.reshape(-1, 3, 32, 32),
-            np.asarray(p["fine_labels"], dtype=np.int64),
-            np.asarray(p["coarse_labels"], dtype=np.int64),
-        )
+def _load_cifar(s: DatasetSpec, root: Path) -> RawDataset:
+    d = location(s, root)
+    px = s.in_chans * s.img_size * s.img_size
+    parts: dict[str, dict[str, np.ndarray]] = {}
+    for split, files in splits(s).items():
+        xs, ys = [], {lab: [] for lab in s.labels}
+        for f in files:
+            p = read_cifar_pickle(d / f)
+            x = np.asarray(p["data"], dtype=np.uint8)
+            if x.ndim != 2 or x.shape[1] != px:
+                raise JobError(f"{d / f}: 'data' has shape {x.shape}, not (N, {px}); the file is not {s.title}")
+            xs.append(x.reshape(-1, s.in_chans, s.img_size, s.img_size))
+            for lab in s.labels:
+                ys[lab].append(np.asarray(p[s.label_keys[lab]], dtype=np.int64))
+        parts[split] = {"x": np.concatenate(xs), **{lab: np.concatenate(v) for lab, v in ys.items()}}
+    names = class_names(s, root)
+    coarse = "coarse" in s.labels
     return RawDataset(
-        "cifar100",
-        parts["train"][0], parts["train"][1], parts["test"][0], parts["test"][1],
-        class_names=list(meta["fine_label_names"]),
-        train_y_coarse=parts["train"][2], test_y_coarse=parts["test"][2],
-        coarse_names=list(meta["coarse_label_names"]),
+        s.name, parts["train"]["x"], parts["train"]["fine"], parts["test"]["x"], parts["test"]["fine"],
+        class_names=names["fine"],
+        train_y_coarse=parts["train"]["coarse"] if coarse else None,
+        test_y_coarse=parts["test"]["coarse"] if coarse else None,
+        coarse_names=names.get("coarse"), spec=s,
     )
+
+
+def _load_folder(s: DatasetSpec, root: Path) -> RawDataset:
+    from tunelab.jobs.folders import arrays_path
+
+    with np.load(arrays_path(location(s, root))) as z:
+        return RawDataset(s.name, z["train_x"], z["train_y"].astype(np.int64), z["test_x"],
+                          z["test_y"].astype(np.int64), class_names=list(s.class_names["fine"]), spec=s)
+
+
+def class_names(s: DatasetSpec, root: Path) -> dict[str, list[str]]:
+    """The class names of each label set of `s`, by class index: from the registry where it knows them (MNIST's
+    digits, an imported folder's sub-folders), else from the dataset's meta file under `root`."""
+    out = {lab: list(names) for lab, names in s.class_names.items()}
+    for lab, (meta, key) in s.name_keys.items():
+        if lab not in out:
+            out[lab] = [str(n) for n in read_cifar_pickle(location(s, root) / meta)[key]]
+    return out
 
 
 # ------------------------------------------------------------------------------------- split and shard
@@ -115,8 +130,9 @@ def load_cifar100(root: Path) -> RawDataset:
 class PreparedData:
     """What a training run needs, ready for Ray's object store: split arrays plus label metadata.
 
-    `*_y` are the labels trained on (fine or coarse). For CIFAR-100 trained on fine labels,
-    `fine_to_coarse` lets the loop derive coarse accuracy from fine predictions.
+    `*_y` are the labels trained on (fine or coarse). For a dataset with coarse labels trained on fine ones,
+    `fine_to_coarse` lets the loop derive coarse accuracy from fine predictions. `spec` travels with the arrays, so a
+    worker knows the dataset (an imported one too) wherever it runs (`known`).
     """
 
     dataset: str
@@ -134,6 +150,13 @@ class PreparedData:
     test_y: np.ndarray
     class_names: list[str] = field(default_factory=list)
     fine_to_coarse: Optional[np.ndarray] = None
+    spec: Optional[DatasetSpec] = None
+
+    def known(self) -> "PreparedData":
+        """Make this data's dataset known to this process (a worker's registry), and return it."""
+        if self.spec is not None:
+            register(self.spec)
+        return self
 
 
 def split_indices(n: int, val_fraction: float, seed: int, subset: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
@@ -150,7 +173,7 @@ def prepare(raw: RawDataset, labels: str, val_fraction: float, seed: int, subset
 
     `subset` (a smoke-test knob) caps both the training pool and the test set at that many images, seeded.
     """
-    s = spec(raw.name)
+    s = raw.spec or get(raw.name)
     if labels not in s.num_classes:
         raise JobError(f"{s.title} has no {labels!r} labels; choose one of: {', '.join(s.num_classes)}")
     tr_idx, va_idx = split_indices(len(raw.train_y), val_fraction, seed, subset)
@@ -167,7 +190,7 @@ def prepare(raw: RawDataset, labels: str, val_fraction: float, seed: int, subset
         img_size=s.img_size, mean=s.mean, std=s.std,
         train_x=np.ascontiguousarray(raw.train_x[tr_idx]), train_y=ytr[tr_idx],
         val_x=np.ascontiguousarray(raw.train_x[va_idx]), val_y=ytr[va_idx],
-        test_x=test_x, test_y=yte, class_names=list(names or []), fine_to_coarse=f2c,
+        test_x=test_x, test_y=yte, class_names=list(names or []), fine_to_coarse=f2c, spec=s,
     )
 
 

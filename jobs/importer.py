@@ -45,8 +45,15 @@ def import_dir(root: Path, store) -> list[str]:
 
 def _import_run(man: dict, exp_dir: Path, store) -> None:
     from tunelab.jobs.config import TrainConfig
+    from tunelab.jobs.datasets import adopt
+    from tunelab.jobs.lifecycle import describe_dataset
     from tunelab.jobs.trials import trial_record
 
+    adopt(man.get("dataset_spec"))  # an imported dataset since removed: its runs are imported all the same
+    try:
+        describe_dataset(store, man["dataset"])
+    except JobError:
+        pass  # a dataset this process cannot know (a manifest written before runs recorded it): its board still lists
     run_id = man["run_id"]
     store.start_run(run_id, kind=man["kind"], name=man["name"], dataset=man["dataset"], labels=man["labels"],
                     config=man["config"], storage_path=man.get("storage_path", ""), started=man.get("started"))

@@ -20,8 +20,9 @@ import torch.nn.functional as F
 
 from tunelab import models
 from tunelab.jobs.config import TrainConfig, describe_validation_error
-from tunelab.jobs.data import PreparedData, load, prepare, require, spec
-from tunelab.jobs.datasets import cifar_dir, read_cifar_pickle
+from tunelab.jobs.data import PreparedData, load, prepare
+from tunelab.jobs.data import class_names as names_of
+from tunelab.jobs.datasets import adopt, get, require
 from tunelab.jobs.errors import JobError
 
 SPLITS = ("val", "test")
@@ -87,13 +88,14 @@ def load_trial_model(checkpoint: Path, trial_id: str) -> TrialModel:
         state = load_checkpoint(Path(checkpoint))
     except JobError as e:  # its fix is about resuming training; here the trial is what to change
         raise JobError(f"trial {trial_id}: {str(e).split('; ')[0]}; train it again or choose another trial") from None
+    adopt(state.get("dataset"))  # an imported dataset removed since: its spec as the checkpoint keeps it
     try:
         cfg = TrainConfig.model_validate(state["config"])
     except (KeyError, TypeError, ValidationError) as e:
         why = describe_validation_error(e) if isinstance(e, ValidationError) else "it has no training config"
         raise JobError(f"trial {trial_id}: checkpoint {checkpoint} is not a tunelab checkpoint this version reads "
                        f"({why}); train it again") from None
-    s = spec(cfg.dataset)
+    s = get(cfg.dataset)
     size = cfg.input_size or s.img_size
     model = models.build(cfg.model, num_classes=s.num_classes[cfg.labels], in_chans=s.in_chans, img_size=size)
     try:
@@ -113,13 +115,13 @@ def load_trial_model(checkpoint: Path, trial_id: str) -> TrialModel:
 
 
 def class_names(dataset: str, labels: str, root: Path) -> list[str]:
-    """The names of the classes a model of `dataset`/`labels` predicts, by class index: MNIST's digits "0".."9";
-    CIFAR-100's fine or coarse label names from the dataset's `meta` file under `root` (JobError if absent)."""
-    s = spec(dataset)
-    if dataset == "mnist":
-        return [str(d) for d in range(s.num_classes["fine"])]
-    require(dataset, root)
-    return list(read_cifar_pickle(cifar_dir(root) / "meta")[f"{labels}_label_names"])
+    """The names of the classes a model of `dataset`/`labels` predicts, by class index: what the registry knows (MNIST's
+    digits, an imported folder's class folders), else read from the dataset's meta file under `root` (JobError if
+    absent)."""
+    s = get(dataset, root)
+    if labels not in s.class_names:
+        require(dataset, root)
+    return names_of(s, root)[labels]
 
 
 def split_data(cfg: TrainConfig, root: Path) -> PreparedData:
@@ -135,10 +137,10 @@ def as_split(data: PreparedData, split: str) -> PreparedData:
 
 
 def read_images(paths: Sequence[Path], in_chans: int, size: int) -> torch.Tensor:
-    """Image files as a float batch in [0, 1], (N, in_chans, size, size): converted to grey (1 channel) or RGB,
-    resized (bilinear) to `size` if they are not that size already. JobError naming the first file that is not an
-    image PIL can read."""
-    from PIL import Image
+    """Image files as a float batch in [0, 1], (N, in_chans, size, size), decoded exactly as an imported folder's images
+    were (`jobs.folders.decode`: grey or RGB, the shorter side resized to `size`, centre-cropped). JobError naming the
+    first file that is not an image PIL can read."""
+    from tunelab.jobs.folders import decode
 
     out = []
     for p in paths:
@@ -147,14 +149,10 @@ def read_images(paths: Sequence[Path], in_chans: int, size: int) -> torch.Tensor
             what = "a folder, not an image" if p.is_dir() else "no such file"
             raise JobError(f"{p}: {what}; pass PNG or JPEG image files")
         try:
-            with Image.open(p) as im:
-                im = im.convert("L" if in_chans == 1 else "RGB")
-                if im.size != (size, size):
-                    im = im.resize((size, size), Image.Resampling.BILINEAR)
-                a = np.asarray(im, dtype=np.uint8)
+            a = decode(p.read_bytes(), in_chans, size)
         except Exception as e:  # PIL raises UnidentifiedImageError, OSError, ValueError, SyntaxError by decoder
             raise JobError(f"{p} is not a readable image ({type(e).__name__}); pass PNG or JPEG files") from None
-        out.append(torch.from_numpy(a.reshape(size, size, in_chans).copy()).permute(2, 0, 1))
+        out.append(torch.from_numpy(a))
     return torch.stack(out).float().div_(255)
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
+from tunelab.jobs.datasets import recorded
 from tunelab.jobs.manifest import spill_path, write_manifest
 
 
@@ -55,6 +56,14 @@ def put_in_object_store(*values):
     return tuple(None if v is None else ray.put(v) for v in values)
 
 
+def describe_dataset(store, name: str) -> None:
+    """Tell the store what dataset `name` is (its readers list datasets from there, without the registry)."""
+    from tunelab.jobs.datasets import get
+    from tunelab.results.catalogue import describe_datasets
+
+    describe_datasets(store, {name: get(name).describe()})
+
+
 # ------------------------------------------------------------------------------------------------ train
 
 
@@ -75,12 +84,13 @@ def start_train(store, cfg, trial_record: dict, *, name: Optional[str], storage_
     run = TrainRun(run_id=run_id, trial_id=f"{run_id}-t0", name=name or f"{cfg.model}-{cfg.dataset}",
                    exp_dir=f"{storage_path.rstrip('/')}/{run_id}", started=round(time.time(), 3))
     config = cfg.model_dump()
+    describe_dataset(store, cfg.dataset)
     store.start_run(run_id, kind="train", name=run.name, dataset=cfg.dataset, labels=cfg.labels, config=config,
                     storage_path=storage_path, started=run.started)
     store.start_trial(run.trial_id, run_id=run_id, **trial_record,
                       params={k: v for k, v in config.items() if k not in ("dataset", "model")})
     write_manifest(run.exp_dir, run_id=run_id, kind="train", name=run.name, dataset=cfg.dataset, labels=cfg.labels,
-                   config=config, started=run.started, storage_path=storage_path)
+                   config=config, started=run.started, storage_path=storage_path, dataset_spec=recorded(cfg.dataset))
     return run
 
 
@@ -157,6 +167,7 @@ def start_sweep(store, spec, storage_path: str, resume_of: Optional[dict]) -> st
         store.update_run(resume_of["id"], status="running")
         return resume_of["id"]
     run_id = new_run_id()
+    describe_dataset(store, spec.dataset)
     store.start_run(run_id, kind="sweep", name=spec.name, dataset=spec.dataset, labels=spec.labels,
                     config=spec.model_dump(), storage_path=storage_path)
     return run_id

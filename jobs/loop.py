@@ -312,6 +312,7 @@ def run_training(
                 "scheduler": scheduler.state_dict(),
                 "epoch": epoch,
                 "config": cfg.model_dump(),
+                "dataset": None if data.spec is None or data.spec.builtin else data.spec.to_dict(),
                 "history": history,
             }
         report(metrics, state)
@@ -344,8 +345,8 @@ def train_loop_per_worker(config: dict) -> None:
     import ray.train
     import ray.train.torch
 
+    data: PreparedData = ray.get(config["data"]).known()  # its spec: the dataset known on this node
     cfg = TrainConfig.model_validate(config["cfg"])
-    data: PreparedData = ray.get(config["data"])
     init_state = ray.get(config["init"]) if config.get("init") is not None else None
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from tunelab.jobs.datasets import get
 from tunelab.jobs.errors import JobError
 
 
@@ -34,10 +35,9 @@ OPS: dict[str, OpSpec] = {o.name: o for o in [
     OpSpec("autoaugment", "AutoAugment CIFAR-10 policy (torchvision)", None, None, None, per_image=True),
     OpSpec("mixup", "mixup with Beta(alpha, alpha) per sample (timm)", 0.2, 0.01, 10, mixes=True),
     OpSpec("cutmix", "cutmix with Beta(alpha, alpha) per sample (timm)", 1.0, 0.01, 10, mixes=True),
-    OpSpec("auto", "a good default per dataset (MNIST: crop 2; CIFAR-100: crop_flip+cutout)", None, None, None),
+    OpSpec("auto", "a good default per dataset (its registry entry: digits crop 2 px, CIFAR crop_flip+cutout, an "
+                   "imported folder a crop of 1/8 of its side, flipped unless imported with --no-flip)", None, None, None),
 ]}
-
-AUTO = {"mnist": "crop:2", "cifar100": "crop_flip+cutout"}
 
 
 @dataclass(frozen=True)
@@ -48,9 +48,10 @@ class Op:
 
 def parse_policy(policy: str, dataset: str) -> tuple[Op, ...]:
     """The ops of `policy` for `dataset`, validated; JobError naming the problem and the choices otherwise."""
+    ds = get(dataset)
     text = (policy or "none").strip().lower()
     if text == "auto":
-        text = AUTO[dataset]
+        text = ds.auto_augment
     ops: list[Op] = []
     for part in text.split("+"):
         name, _, mag = part.strip().partition(":")
@@ -70,8 +71,10 @@ def parse_policy(policy: str, dataset: str) -> tuple[Op, ...]:
                 raise JobError(f"magnitude of {name!r} must be a number (got {mag!r})") from None
             if not spec.low <= value <= spec.high:
                 raise JobError(f"magnitude of {name!r} must be between {spec.low:g} and {spec.high:g} (got {value:g})")
-        if spec.flips and dataset == "mnist":
-            raise JobError(f"{name!r} flips images, and flipped digits are other digits; use crop or auto for MNIST")
+        if spec.flips and not ds.flippable:
+            why = ds.no_flip_reason or f"a mirrored {ds.title} image can be of another class"
+            raise JobError(f"{name!r} flips images, and {why}; use crop or auto for {ds.title}")
+        _check_fits(name, value if value is not None else spec.default, ds.img_size)
         if name != "none":
             ops.append(Op(name, value if value is not None else spec.default))
     names = [o.name for o in ops]
@@ -82,6 +85,14 @@ def parse_policy(policy: str, dataset: str) -> tuple[Op, ...]:
     if sum(OPS[n].per_image for n in names) > 1:
         raise JobError(f"{policy!r} combines several per-image policies; pick one of randaugment, trivialaugment, autoaugment")
     return tuple(ops)
+
+
+def _check_fits(name: str, magnitude: Optional[float], side: int) -> None:
+    """JobError if an op's pixel magnitude cannot apply to images of `side` px (a pad or square as large as them)."""
+    if name in ("crop", "crop_flip", "cutout") and magnitude is not None and magnitude >= side:
+        what = "pads by" if name != "cutout" else "erases a square of"
+        raise JobError(f"{name}:{magnitude:g} {what} {magnitude:g} px, as much as the images' whole side ({side} px); "
+                       f"choose less than {side}")
 
 
 def canonical(policy: str, dataset: str) -> str:

@@ -9,7 +9,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from tunelab.jobs.augment import Augmenter
-from tunelab.jobs.data import RawDataset, spec
+from tunelab.jobs.data import RawDataset
+from tunelab.jobs.datasets import get
 
 SCALE = 4  # 28-32 px tiles are too small to judge; nearest-neighbour keeps pixels honest
 LABEL_H = 14
@@ -17,7 +18,7 @@ LABEL_H = 14
 
 def render_preview(raw: RawDataset, policy: str, out: Path, n: int = 32, seed: int = 0, columns: int = 8) -> Path:
     """Write a PNG grid: each original training image next to its augmented version, labels underneath."""
-    s = spec(raw.name)
+    s = raw.spec or get(raw.name)
     idx = np.random.default_rng(seed).permutation(len(raw.train_y))[:n]
     x = torch.from_numpy(np.ascontiguousarray(raw.train_x[idx]))
     y = torch.from_numpy(raw.train_y[idx])

@@ -24,6 +24,7 @@ from ray import tune  # noqa: E402
 
 from tunelab.jobs.callbacks import QuietReporter, SweepStoreCallback  # noqa: E402
 from tunelab.jobs.config import TrainConfig  # noqa: E402
+from tunelab.jobs.datasets import adopt, recorded  # noqa: E402
 from tunelab.jobs.manifest import spill_path, write_manifest  # noqa: E402
 from tunelab.jobs.train import make_trainer, worker_resources  # noqa: E402
 from tunelab.jobs.trials import DIVERGED, RESTARTED, finished_for_good, trial_config  # noqa: E402
@@ -48,9 +49,10 @@ def _trainable(config: dict, spec_dict: dict, data_ref, storage_path: str, finis
 
     if tune.get_context().get_trial_id() in finished:
         return
+    # tune.with_parameters hands the object-store value over already resolved (zero-copy numpy arrays); its spec
+    # makes the dataset known here, on whichever node and data root
+    data = (ray.get(data_ref) if isinstance(data_ref, ray.ObjectRef) else data_ref).known()
     cfg = trial_config(spec_dict, config)
-    # tune.with_parameters hands the object-store value over already resolved (zero-copy numpy arrays)
-    data = ray.get(data_ref) if isinstance(data_ref, ray.ObjectRef) else data_ref
     if cfg.workers > 1:
         from ray.train import CheckpointConfig, FailureConfig
         from ray.tune.integration.ray_train import TuneReportCallback
@@ -237,7 +239,8 @@ def run_sweep(spec: SweepSpec, tune: TuneSetup, store, run_id: str, data_ref, st
         )
     run = store.get_run(run_id) or {}
     write_manifest(exp_path, run_id=run_id, kind="sweep", name=spec.name, dataset=spec.dataset, labels=spec.labels,
-                   config=spec_dict, started=run.get("started") or time.time(), storage_path=storage_path)
+                   config=spec_dict, started=run.get("started") or time.time(), storage_path=storage_path,
+                   dataset_spec=recorded(spec.dataset))
     grid = tuner.fit()
     # an interrupted fit returns with trials left unfinished; its experiment state is saved for resume
     interrupted = grid.num_terminated + grid.num_errors < len(grid)
@@ -292,6 +295,7 @@ def summarise(spec: SweepSpec, store, run_id: str, grid, data_ref, wall: float, 
         state = load_checkpoint_or_none(Path(ckpt), f"trial {t['id']} is not evaluated on test")
         if state is None:
             continue
+        adopt(state.get("dataset"))
         cfg = TrainConfig.model_validate(state["config"])
         metrics = evaluate_checkpoint(cfg, data, state)
         store.record_test(t["id"], metrics)

@@ -5,6 +5,7 @@ what of its results the store keeps, and the result keys a trial reports besides
 from __future__ import annotations
 
 from tunelab.jobs.config import TrainConfig
+from tunelab.jobs.datasets import get
 
 DIVERGED = "diverged"  # result key of a trial whose loss stopped being finite
 RESTARTED = "restarted"  # result key: why a resumed trial could not continue from its checkpoint
@@ -13,12 +14,12 @@ RESTARTED = "restarted"  # result key: why a resumed trial could not continue fr
 def leaderboards_for(cfg: TrainConfig) -> dict[str, dict[str, str]]:
     """The leaderboards a run of `cfg` belongs on, with the metrics that rank it on each.
 
-    A CIFAR-100 model trained on fine labels is also ranked on the coarse board by the coarse accuracy
-    derived from its fine predictions.
+    A model trained on fine labels of a dataset with coarse ones is also ranked on the coarse board by the coarse
+    accuracy derived from its fine predictions.
     """
     boards = {cfg.labels: {"val": "val_acc", "test": "test_acc"}}
-    if cfg.dataset == "cifar100" and cfg.labels == "fine":
-        boards["coarse"] = {"val": "val_acc_coarse", "test": "test_acc_coarse"}
+    for derived in get(cfg.dataset).derived_labels(cfg.labels):
+        boards[derived] = {"val": f"val_acc_{derived}", "test": f"test_acc_{derived}"}
     return boards
 
 

@@ -7,6 +7,8 @@ SCHEMA = f"{PREFIX}:schema"  # STRING: schema version of the data in this databa
 RUNS = f"{PREFIX}:runs"  # ZSET: run ids by start time
 EVENTS = f"{PREFIX}:events"  # pub/sub channel: run/trial/epoch updates
 VERSION = f"{PREFIX}:version"  # STRING counter: bumped by every write a view shows, so readers can cache until it moves
+DATASETS = f"{PREFIX}:datasets"  # HASH: dataset name -> JSON (title, label sets, image shape): what boards can exist
+LEADERBOARD_PATTERN = f"{PREFIX}:lb:*"  # SCAN pattern matching every leaderboard key
 
 
 def run(run_id: str) -> str:
@@ -33,6 +35,12 @@ def trial_epochs(trial_id: str) -> str:
 def leaderboard(dataset: str, label: str) -> str:
     """ZSET: trial ids by best validation accuracy, per dataset and label kind (fine/coarse)."""
     return f"{PREFIX}:lb:{dataset}:{label}"
+
+
+def board_of(key: str) -> tuple[str, str]:
+    """(dataset, label) of a leaderboard key."""
+    dataset, label = key.removeprefix(f"{PREFIX}:lb:").rsplit(":", 1)
+    return dataset, label
 
 
 def board_facet(dataset: str, label: str, facet: str) -> str:

@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tunelab.errors import TunelabError, validation_line
-from tunelab.jobs.config import JobError, TrainConfig, make_config
+from tunelab.jobs.config import JobError, TrainConfig, dataset_spec, make_config
 
 SAMPLERS = ("choice", "grid", "uniform", "loguniform", "randint", "qloguniform")
 # What a sweep varies or fixes must be a training-config field; these belong to the sweep itself.
@@ -56,7 +56,8 @@ class Resources(_Strict):
 
 class SweepSpec(_Strict):
     name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-    dataset: Literal["mnist", "cifar100"]
+    dataset: str = Field(..., description="a registered dataset: built in, or imported with `tunelab data "
+                         "import-folder`")
     labels: Literal["fine", "coarse"] = "fine"
     metric: Literal["val_acc"] = "val_acc"
     mode: Literal["max"] = "max"
@@ -73,6 +74,12 @@ class SweepSpec(_Strict):
     overrides: dict[str, dict[str, Any]] = Field(default_factory=dict, description="model -> values for it only")
     warm_start: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
         default_factory=list, description="earlier sweeps (names or run ids) whose fitting trials the searcher is told")
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset(cls, name: str) -> str:
+        dataset_spec(name)  # ValueError naming the registered datasets
+        return name
 
     @field_validator("space")
     @classmethod

@@ -125,8 +125,8 @@ def mnist_source() -> Path:
 
 @pytest.fixture(scope="session")
 def mnist_root(tmp_path_factory, mnist_source) -> Path:
-    """A data root with real MNIST imported through `jobs.data.import_dir` (MD5-verified)."""
-    from tunelab.jobs.data import import_dir
+    """A data root with real MNIST imported through `jobs.dataset_files.import_dir` (MD5-verified)."""
+    from tunelab.jobs.dataset_files import import_dir
 
     root = tmp_path_factory.mktemp("data")
     assert import_dir(mnist_source, root) == ["mnist"]

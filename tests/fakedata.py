@@ -1,4 +1,5 @@
-"""Small dataset files in the exact on-disk formats (MNIST idx, CIFAR-100 python pickles), for loader tests.
+"""Small dataset files in the exact on-disk formats (MNIST idx, CIFAR-10/100 python pickles, image folders), for
+loader tests.
 
 Run as a script to make a CIFAR-100-format data root by hand:
     python -m tests.fakedata cifar100 DIR [--train N] [--test N]
@@ -90,12 +91,64 @@ def write_cifar100(root: Path, n_train: int = 1000, n_test: int = 200, seed: int
     return written
 
 
+def write_cifar10(root: Path, n_train: int = 500, n_test: int = 100, seed: int = 0, batches: int = 5) -> dict:
+    """CIFAR-10-format pickles under root/cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta} (the training
+    images spread over `batches` files, as the official archive has them); returns what was written."""
+    rng = np.random.default_rng(seed)
+    d = Path(root) / "cifar-10-batches-py"
+    d.mkdir(parents=True, exist_ok=True)
+    written: dict = {"train": []}
+    per = -(-n_train // batches)
+    files = [(f"data_batch_{b + 1}", min(per, n_train - b * per)) for b in range(batches)] + [("test_batch", n_test)]
+    for name, n in files:
+        labels = rng.integers(0, 10, size=max(n, 0))
+        entry = {"batch_label": name, "labels": labels.tolist(), "data": _cifar_images(labels * 10, rng),
+                 "filenames": [f"{name}_{i}.png" for i in range(len(labels))]}
+        with open(d / name, "wb") as f:
+            pickle.dump(entry, f, protocol=2)
+        if name == "test_batch":
+            written["test"] = entry
+        else:
+            written["train"].append(entry)
+    meta = {"label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
+            "num_cases_per_batch": per, "num_vis": 3072}
+    with open(d / "batches.meta", "wb") as f:
+        pickle.dump(meta, f, protocol=2)
+    written["meta"] = meta
+    return written
+
+
+def write_image_folder(root: Path, classes: dict[str, int], size: tuple[int, int] = (20, 20), mode: str = "RGB",
+                       seed: int = 0, ext: str = "png") -> dict[str, list[Path]]:
+    """An ImageFolder layout: root/CLASS/img_I.EXT, `classes[CLASS]` images each, learnable (each class its own
+    brightness and a bar at its own row); returns the files written by class."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[Path]] = {}
+    for k, (name, n) in enumerate(classes.items()):
+        folder = Path(root) / name
+        folder.mkdir(parents=True, exist_ok=True)
+        out[name] = []
+        for i in range(n):
+            w, h = size
+            base = rng.integers(0, 60, size=(h, w, 3)) + 40 * (k % 5)
+            base[(k * 3) % h, :, :] = 255
+            img = Image.fromarray(base.clip(0, 255).astype(np.uint8), "RGB")
+            if mode != "RGB":
+                img = img.convert(mode)
+            path = folder / f"img_{i}.{ext}"
+            img.save(path)
+            out[name].append(path)
+    return out
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("dataset", choices=["cifar100", "mnist"])
+    ap.add_argument("dataset", choices=["cifar100", "cifar10", "mnist"])
     ap.add_argument("root", type=Path)
     ap.add_argument("--train", type=int, default=2000)
     ap.add_argument("--test", type=int, default=500)
     a = ap.parse_args()
-    (write_cifar100 if a.dataset == "cifar100" else write_mnist)(a.root, a.train, a.test)
+    {"cifar100": write_cifar100, "cifar10": write_cifar10, "mnist": write_mnist}[a.dataset](a.root, a.train, a.test)
     print(f"wrote {a.dataset}-format files under {a.root}")

@@ -11,6 +11,7 @@ import tarfile
 
 import pytest
 
+from tests import fakedata
 from tests.conftest import ROOT, find_weights, in_process, run_cli, weights_path
 
 WEIGHTS = str(weights_path())  # a path at collection time; the case using it checks with find_weights()
@@ -21,7 +22,7 @@ GOOD_RECIPE = "name: t\ndataset: mnist\nbudget: {epochs: 1, samples: 1}\nspace:\
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, mnist_source, redis_server):
     """A user with real MNIST imported, a shared Redis, and a folder of inputs: recipes, data folders."""
-    from tunelab.jobs.data import import_dir
+    from tunelab.jobs.dataset_files import import_dir
 
     root = tmp_path_factory.mktemp("bad")
     data = root / "data"
@@ -53,8 +54,49 @@ def world(tmp_path_factory, mnist_source, redis_server):
     (files / "cifar_junk" / "cifar-100-python").mkdir(parents=True)
     for part in ("train", "test", "meta"):
         (files / "cifar_junk" / "cifar-100-python" / part).write_bytes(gzip.compress(b"not a pickle"))
+    _image_folders(files / "img", data, root)
     env = {"TUNELAB_DATA_DIR": str(data), "TUNELAB_REDIS_URL": redis_server.url, "RAY_ADDRESS": "", "TUNELAB_STORAGE": ""}
     return {"env": env, "files": files, "data": data}
+
+
+def _image_folders(img, data, root) -> None:
+    """Image folders, each wrong in one way (and one right one, imported as 'taken')."""
+    from PIL import Image
+
+    from tunelab.jobs.folders import import_folder
+
+    two = {"a": 3, "b": 3}
+    fakedata.write_image_folder(img / "good", two)
+    fakedata.write_image_folder(img / "one_class", {"only": 4})
+    fakedata.write_image_folder(img / "empty_class", {"a": 3})
+    (img / "empty_class" / "b").mkdir()
+    (img / "empty_class" / "b" / "notes.txt").write_text("no images here")
+    for name in ("not_image", "truncated", "tiny", "bomb", "link_out", "stray"):
+        fakedata.write_image_folder(img / name, two)
+    (img / "not_image" / "b" / "fake.png").write_text("this is text, not a PNG")
+    good = (img / "good" / "a" / "img_0.png").read_bytes()
+    (img / "truncated" / "b" / "cut.png").write_bytes(good[: len(good) // 2])
+    Image.new("L", (1, 1)).save(img / "tiny" / "b" / "dot.png")
+    (img / "bomb" / "b" / "huge.png").write_bytes(_png_header(30_000, 30_000))
+    outside = root / "outside.png"
+    outside.write_bytes(good)
+    (img / "link_out" / "b" / "elsewhere.png").symlink_to(outside)
+    (img / "stray" / "loose.png").write_bytes(good)
+    fakedata.write_image_folder(img / "test_differs" / "train", two)
+    fakedata.write_image_folder(img / "test_differs" / "test", {"a": 1, "c": 1})
+    import_folder(img / "good", "taken", data, size=20)
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height pixels (a decompression bomb's signature), with no real data."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
 
 
 def _busy_port() -> socket.socket:
@@ -78,19 +120,21 @@ CASES = [
     (["train", "--augment", "crop:99"], "magnitude of 'crop' must be between 0 and 16"),
     (["train", "--augment", "crop_flip"], "flipped digits are other digits"),
     (["train", "--augment", "mixup", "--batch-size", "63"], "must be even"),
-    (["train", "--dataset", "svhn"], "'svhn' is not one of"),
+    (["train", "--dataset", "svhn"], "unknown dataset 'svhn'; choose one of: mnist, cifar10, cifar100"),
     (["train", "--epochs", "-1"], "epochs: Input should be greater than or equal to 1"),
     (["train", "--epochs", "two"], "--epochs"),
-    (["train", "--labels", "coarse"], "coarse labels exist only for cifar100"),
+    (["train", "--labels", "coarse"], "mnist has no coarse labels (it has: fine)"),
     (["train", "--batch-size", "0"], "batch_size"),
     (["train", "--lr", "-0.1"], "lr"),
     (["train", "--dataset", "cifar100"], "CIFAR-100 is not in the data root"),
     (["train", "--subset", "10"], "subset"),
     # --- other commands
-    (["leaderboard", "--dataset", "mnist", "--label", "coarse"], "MNIST has no coarse labels"),
+    (["leaderboard", "--dataset", "mnist", "--label", "coarse"], "MNIST has no coarse labels; drop --label coarse"),
+    (["leaderboard", "--dataset", "svhn"], "unknown dataset 'svhn'; choose one of: mnist, cifar10, cifar100"),
     (["leaderboard"], "Missing option '--dataset'"),
     (["leaderboard", "--dataset", "mnist", "--limit", "0"], "--limit"),
-    (["data", "download", "svhn"], "'svhn' is not one of"),
+    (["data", "download", "svhn"], "unknown dataset 'svhn'"),
+    (["models", "list", "--dataset", "svhn"], "unknown dataset 'svhn'"),
     (["nonsense"], "No such command"),
     (["dashboard", "--port", "70000"], "--port"),
     (["dashboard", "--port", str(BUSY.getsockname()[1])], "cannot listen on 127.0.0.1"),
@@ -113,6 +157,30 @@ CASES = [
     (["data", "import", "{files}/cifar_junk"], "CIFAR-100"),
     (["data", "import", "{files}/cut_gz"], "train-images-idx3-ubyte.gz has MD5"),
     (["data", "import", "{files}/cut_tar"], "cifar-100-python.tar.gz has MD5"),
+    # --- your own image folders (import-folder): each refused whole, nothing under the data root
+    (["data", "import-folder", "/nonexistent/folder", "--name", "x"], "no such folder"),
+    (["data", "import-folder", "{files}/not_yaml.yaml", "--name", "x"], "is a file, not a folder"),
+    (["data", "import-folder", "{files}/empty", "--name", "x"], "holds no class folders"),
+    (["data", "import-folder", "{files}/img/one_class", "--name", "x"], "a classifier needs at least two classes"),
+    (["data", "import-folder", "{files}/img/empty_class", "--name", "x"], "empty_class/b has no images"),
+    (["data", "import-folder", "{files}/img/not_image", "--name", "x"], "b/fake.png is not a readable image"),
+    (["data", "import-folder", "{files}/img/truncated", "--name", "x"], "b/cut.png cannot be decoded"),
+    (["data", "import-folder", "{files}/img/tiny", "--name", "x"], "b/dot.png is 1x1 px, too small"),
+    (["data", "import-folder", "{files}/img/bomb", "--name", "x"], "decompression-bomb limit"),
+    (["data", "import-folder", "{files}/img/link_out", "--name", "x"], "outside"),
+    (["data", "import-folder", "{files}/img/stray", "--name", "x"], "is not inside a class folder"),
+    (["data", "import-folder", "{files}/img/test_differs", "--name", "x"], "other class folders than"),
+    (["data", "import-folder", "{files}/img/good", "--name", "cifar10"], "'cifar10' is a built-in dataset"),
+    (["data", "import-folder", "{files}/img/good", "--name", "My Set"], "must be 1-32 lowercase letters"),
+    (["data", "import-folder", "{files}/img/good", "--name", "taken"], "dataset 'taken' exists"),
+    (["data", "import-folder", "{files}/img/good", "--name", "x", "--size", "8"], "--size 8: choose a side between"),
+    (["data", "import-folder", "{files}/img/good", "--name", "x", "--channels", "2"], "--channels 2: choose 1"),
+    (["data", "import-folder", "{files}/img/good", "--name", "x", "--test-fraction", "0.95"], "--test-fraction 0.95"),
+    (["data", "import-folder", "{files}/img/good", "--name", "x", "--size", "512", "--max-memory", "0.0001"],
+     "beyond the 0.0 GiB this machine holds"),
+    (["data", "remove", "mnist"], "'mnist' is a built-in dataset"),
+    (["data", "remove", "never"], "no imported dataset 'never'"),
+    (["train", "--dataset", "taken", "--augment", "cutout:20"], "as much as the images' whole side (20 px)"),
     # --- URLs and addresses
     (["runs", "--env", "TUNELAB_REDIS_URL=http://example.com/"], "invalid Redis URL"),
     (["runs", "--env", "TUNELAB_REDIS_URL=redis://:hunter2@127.0.0.1:1/0"], "cannot reach Redis"),
@@ -159,7 +227,7 @@ def test_the_table_is_large_enough():
         joined = " ".join(args)
         if args[0] == "sweep" and "{files}" in joined:
             kinds["recipes"] += 1
-        elif args[:2] == ["data", "import"]:
+        elif args[:2] in (["data", "import"], ["data", "import-folder"]):
             kinds["data"] += 1
         elif "--env" in args or "--address" in args or "--storage" in args:
             kinds["urls"] += 1

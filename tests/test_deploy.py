@@ -16,7 +16,7 @@ from tests import fakedata
 from tests.conftest import ROOT, in_process
 from tests.jobs.test_export import _training_top1
 from tunelab import deploy
-from tunelab.jobs import data
+from tunelab.jobs import data, dataset_files, datasets
 from tunelab.jobs.inference import load_trial_model
 from tunelab.results import embedded
 
@@ -27,7 +27,7 @@ N_CHECK = 100
 def env(tmp_path_factory, mnist_source):
     """A user's data root with real MNIST (and a CIFAR-100-format folder), the embedded store, no cluster."""
     root = tmp_path_factory.mktemp("deploy") / "data"
-    data.import_dir(mnist_source, root)
+    dataset_files.import_dir(mnist_source, root)
     fakedata.write_cifar100(root, n_train=2000, n_test=100)  # every fine class in train: its coarse class known
     values = {"TUNELAB_DATA_DIR": str(root), "TUNELAB_REDIS_URL": "", "RAY_ADDRESS": "", "TUNELAB_STORAGE": ""}
     with pytest.MonkeyPatch.context() as mp:
@@ -288,7 +288,7 @@ def test_a_cifar_model_card_names_fine_and_coarse_classes(env, tmp_path):
     assert card["coarse_names"] == [f"coarse_{i:02d}" for i in range(20)]
     assert card["fine_to_coarse"] == fakedata.fine_to_coarse().tolist()
     assert card["input"]["channels"] == 3 and card["input"]["size"] == 32
-    assert card["input"]["mean"] == list(data.spec("cifar100").mean)
+    assert card["input"]["mean"] == list(datasets.get("cifar100").mean)
     Image.fromarray(np.full((30, 40, 3), 200, np.uint8)).save(tmp_path / "photo.jpg")
     (pred,) = deploy.predict("cifar-run-t0", [tmp_path / "photo.jpg"], top_k=5)
     assert len(pred.top) == 5 and all(c.name == f"fine_{c.index:02d}" for c in pred.top)

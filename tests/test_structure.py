@@ -164,3 +164,52 @@ def test_pip_install_puts_one_top_level_package(tmp_path):
                          timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert all(line.startswith(str(pkg)) for line in run.stdout.split()), run.stdout
+
+
+REGISTRY = ROOT / "jobs" / "datasets.py"  # the one place a dataset is defined
+
+
+def _names_a_dataset(text: str, names: set[str]) -> bool:
+    return text.strip().lower() in names
+
+
+def test_no_product_module_outside_the_registry_names_a_dataset():
+    """A dataset's name or title as a string value (a default, a comparison, a choice, a dict key) or as an identifier
+    (an enum member, a variable) anywhere in the product but the registry, or quoted in a template, means a room that must change
+    when a dataset is added. Docstrings and comments may mention datasets; code may not name them."""
+    from tunelab.jobs.datasets import BUILTINS
+
+    names = {n.lower() for s in BUILTINS.values() for n in (s.name, s.title)}
+    found = []
+    for d in SOURCE_DIRS:
+        for p in (ROOT / d).rglob("*.py"):
+            if p == REGISTRY:
+                continue
+            tree = ast.parse(p.read_text())
+            docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                          if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                          and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                    if _names_a_dataset(node.value, names):
+                        found.append(f"{p.relative_to(ROOT)}:{node.lineno}: {node.value!r}")
+                elif isinstance(node, (ast.Name, ast.arg)):  # (a library's attribute, torchvision's CIFAR10 policy, is
+                    ident = node.id if isinstance(node, ast.Name) else node.arg  # its name, not ours)
+                    if ident.lower() in names:
+                        found.append(f"{p.relative_to(ROOT)}:{node.lineno}: identifier {ident}")
+        for p in (ROOT / d).rglob("*.html"):
+            for name in names:
+                if f'"{name}"' in p.read_text().lower() or f"'{name}'" in p.read_text().lower():
+                    found.append(f"{p.relative_to(ROOT)}: {name!r} quoted")
+    assert not found, "datasets named outside the registry (ask jobs.datasets instead):\n" + "\n".join(found)
+
+
+def test_the_dataset_check_catches_what_it_should():
+    """The check above would see a dataset named the ways the old code did."""
+    from tunelab.jobs.datasets import BUILTINS
+
+    names = {n.lower() for s in BUILTINS.values() for n in (s.name, s.title)}
+    for text in ("mnist", "cifar100", "CIFAR-10", " MNIST "):
+        assert _names_a_dataset(text, names)
+    for text in ("search_spaces/mnist_smoke.yaml", "CIFAR ResNet-20", "dataset"):
+        assert not _names_a_dataset(text, names)

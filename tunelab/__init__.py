@@ -23,7 +23,8 @@ _LAZY = {
     "train": "tunelab.api", "sweep": "tunelab.api", "resume": "tunelab.api", "leaderboard": "tunelab.api",
     "runs": "tunelab.api", "open_store": "tunelab.api", "find_sweep": "tunelab.api", "trials": "tunelab.api",
     "importance": "tunelab.api", "export": "tunelab.deploy", "evaluate": "tunelab.deploy", "predict": "tunelab.deploy",
-    "ensemble": "tunelab.deploy",
+    "ensemble": "tunelab.deploy", "import_folder": "tunelab.data", "remove_dataset": "tunelab.data",
+    "datasets": "tunelab.data",
     "TrainResult": "tunelab.outcomes", "SweepResult": "tunelab.outcomes", "LeaderboardRow": "tunelab.outcomes",
     "RunRow": "tunelab.outcomes", "Trial": "tunelab.outcomes",
 }

@@ -15,6 +15,7 @@ from typing import Any, Optional, Union
 from tunelab.errors import InputError, validation_line
 from tunelab.outcomes import LeaderboardRow, RunRow, SweepResult, TrainResult, Trial
 from tunelab.dashboards.schemas import Importance  # what `importance` returns, as /api/runs/ID/importance
+from tunelab.jobs.datasets import DEFAULT as DEFAULT_DATASET
 from tunelab.settings import load_settings
 
 
@@ -27,7 +28,7 @@ def open_store(url: Optional[str] = None, *, data_dir: Union[str, Path, None] = 
     return _open(url or s.redis_url, Path(data_dir).expanduser().resolve() if data_dir else s.data_dir)
 
 
-def train(dataset: str = "mnist", model: Optional[str] = None, *, labels: str = "fine", name: Optional[str] = None,
+def train(dataset: str = DEFAULT_DATASET, model: Optional[str] = None, *, labels: str = "fine", name: Optional[str] = None,
           address: Optional[str] = None, ray: bool = False, storage: Optional[str] = None, progress: Any = False,
           **settings: Any) -> TrainResult:
     """Train one model and record every epoch in the store; how it ended (a failed run returns status "failed").
@@ -35,7 +36,7 @@ def train(dataset: str = "mnist", model: Optional[str] = None, *, labels: str = 
     `settings` are `TrainConfig` fields (epochs, batch_size, lr, augment, subset, workers, precision, …), defaults from
     the dataset's recipe. Without `address` (or RAY_ADDRESS) a running `tunelab cluster start` head is used, else a
     one-worker run trains in this process (`ray=True`: under a local Ray instead)."""
-    from tunelab.jobs import data
+    from tunelab.jobs import data, datasets
     from tunelab.jobs.config import make_config
     from tunelab.jobs.lifecycle import finish_train, interrupted_train, put_in_object_store, start_train
     from tunelab.jobs.trials import trial_record
@@ -53,9 +54,9 @@ def train(dataset: str = "mnist", model: Optional[str] = None, *, labels: str = 
         settings["pretrained"] = _pretrained(settings["pretrained"])
     cfg = make_config(dataset=dataset, labels=labels, model=model, **settings)
     _check_where(address, storage)
-    data.require(cfg.dataset, s.data_dir)
+    sp = datasets.require(cfg.dataset, s.data_dir)
     store = placement.open_run_store(s, address)
-    sp = data.spec(cfg.dataset)  # model and weights checked before any data is read
+    # model and weights checked before any data is read
     init = initial_state(cfg, sp.num_classes[cfg.labels], sp.in_chans, sp.img_size)
     from tunelab.cluster import running_head
     from tunelab.cluster.storage import check_shared
@@ -182,6 +183,7 @@ def sweep_spec(spec: Any, *, name: Optional[str] = None, samples: Optional[int] 
 
     from tunelab import search_spaces
 
+    load_settings()  # the recipe may name a dataset imported under the data root
     if isinstance(spec, (str, Path)):
         spec = search_spaces.load(spec)
     try:
@@ -238,7 +240,7 @@ def _run_sweep(spec, store, *, address, storage, resume_of, progress, recipe: Op
     from tunelab import placement
     from tunelab.cluster import running_head
     from tunelab.cluster.storage import check_shared
-    from tunelab.jobs import data
+    from tunelab.jobs import data, datasets
     from tunelab.jobs.config import TrainConfig
     from tunelab.jobs.lifecycle import graceful_stop, put_in_object_store, start_sweep
     from tunelab.jobs.sweep import run_sweep, trial_resources
@@ -250,7 +252,7 @@ def _run_sweep(spec, store, *, address, storage, resume_of, progress, recipe: Op
     s = load_settings()
     address = address or s.ray_address
     _check_where(address, storage)
-    data.require(spec.dataset, s.data_dir)
+    datasets.require(spec.dataset, s.data_dir)
     # a resumed sweep's searcher comes back from Tune's saved state, with what it was told
     warm = _warm_start(spec, store) if spec.warm_start and resume_of is None else None
     if warm:
@@ -330,10 +332,28 @@ def leaderboard(dataset: str, label: str = "fine", *, limit: Optional[int] = 20,
     inference images/s; `tunelab.dashboards.views.pareto_front`); `pareto=True` returns only those."""
     from tunelab.dashboards import views
 
-    if dataset == "mnist" and label == "coarse":
-        raise InputError("MNIST has no coarse labels; drop --label coarse")
+    registered = _registered()
+    if dataset in registered and label not in registered[dataset]["labels"]:
+        raise InputError(f"{registered[dataset]['title']} has no {label} labels; drop --label {label}")
     return views.leaderboard(open_store(), dataset, label, limit=limit, family=family, augment=augment,
-                             pretrained={None: "any", True: "yes", False: "no"}[pretrained], pareto=pareto)
+                             pretrained={None: "any", True: "yes", False: "no"}[pretrained], pareto=pareto,
+                             registered=registered)
+
+
+def _registered() -> dict[str, dict]:
+    """Every registered dataset (built-in, and imported under the data root), as the store describes datasets."""
+    from tunelab.jobs import datasets
+
+    root = load_settings().data_dir
+    return {n: datasets.get(n, root).describe() for n in datasets.names(root)}
+
+
+def publish_datasets(store) -> None:
+    """Tell the store about the registered datasets, so that its readers (the dashboard's tabs) list them before any
+    run has used them."""
+    from tunelab.results.catalogue import describe_datasets
+
+    describe_datasets(store, _registered())
 
 
 def runs(limit: int = 50, *, kind: Optional[str] = None) -> list[RunRow]:

@@ -125,6 +125,7 @@ def export(trial: str, format: str = "onnx", out: Union[str, Path, None] = None)
     import tunelab
     from tunelab.jobs import export as exporting
     from tunelab.jobs.ensemble import is_ensemble
+    from tunelab.jobs.datasets import get
     from tunelab.jobs.inference import class_names
 
     exporting.check_format(format)
@@ -137,11 +138,12 @@ def export(trial: str, format: str = "onnx", out: Union[str, Path, None] = None)
     tm = _load(record)
     root = load_settings().data_dir
     extra = {}
-    if tm.cfg.dataset == "cifar100" and tm.cfg.labels == "fine":  # what coarse accuracy is derived with
+    if "coarse" in get(tm.cfg.dataset).derived_labels(tm.cfg.labels):  # what coarse accuracy is derived with
         from tunelab.jobs.data import load
 
-        extra = {"coarse_names": class_names("cifar100", "coarse", root),
-                 "fine_to_coarse": load("cifar100", root).fine_to_coarse.tolist()}
+        mapping = load(tm.cfg.dataset, root).fine_to_coarse
+        extra = {"coarse_names": class_names(tm.cfg.dataset, "coarse", root),
+                 "fine_to_coarse": None if mapping is None else mapping.tolist()}
     card = exporting.model_card(tm, format, trial=record, run=store.get_run(record["run"]) or {},
                                 class_names=class_names(tm.cfg.dataset, tm.cfg.labels, root),
                                 version=tunelab.__version__, extra=extra)

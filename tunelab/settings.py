@@ -24,9 +24,12 @@ class Settings(BaseModel):
 
 def load_settings() -> Settings:
     """Settings from the environment: TUNELAB_DATA_DIR, TUNELAB_REDIS_URL, TUNELAB_STORAGE, RAY_ADDRESS."""
-    data_dir = os.environ.get("TUNELAB_DATA_DIR") or platformdirs.user_data_dir("tunelab")
+    from tunelab.jobs import datasets
+
+    data_dir = Path(os.environ.get("TUNELAB_DATA_DIR") or platformdirs.user_data_dir("tunelab")).expanduser().resolve()
+    datasets.use_root(data_dir)  # the registry knows the datasets imported under the data root in use
     return Settings(
-        data_dir=Path(data_dir).expanduser().resolve(),
+        data_dir=data_dir,
         redis_url=os.environ.get("TUNELAB_REDIS_URL") or None,
         storage=os.environ.get("TUNELAB_STORAGE") or None,
         ray_address=os.environ.get("RAY_ADDRESS") or None,

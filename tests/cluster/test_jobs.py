@@ -29,7 +29,7 @@ def _one_line(proc, needle):
 @pytest.fixture(scope="module")
 def head_data(tmp_path_factory, mnist_source):
     """A data root with real MNIST and a generated CIFAR-100 (the exact pickle format)."""
-    from tunelab.jobs.data import import_dir
+    from tunelab.jobs.dataset_files import import_dir
 
     root = tmp_path_factory.mktemp("head-data")
     assert import_dir(mnist_source, root) == ["mnist"]
@@ -109,7 +109,7 @@ def test_jobs_from_cli_and_python_api_succeed_and_are_ray_jobs(head, store):
 def test_local_run_and_run_on_the_warm_head_write_the_same_records(head, store, tmp_path, mnist_source):
     """`tunelab train` with no address: on the running head (`cluster start` recorded it), and with no head in this
     process (as Ray Train's local mode runs a worker's loop; no Ray started). Both write the same run, trial, epochs, checkpoint and test."""
-    from tunelab.jobs.data import import_dir
+    from tunelab.jobs.dataset_files import import_dir
     from tunelab.jobs.loop import load_checkpoint
 
     elsewhere = tmp_path / "data"  # no head recorded under this data root

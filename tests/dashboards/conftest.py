@@ -41,6 +41,11 @@ def add_trial(store, run_id, tid, *, model="cnn", family="cnn", dataset="mnist",
 
 def fill(store) -> dict:
     """A sweep named like an XSS attempt with 6 trials (2 early-stopped), a training run, and a CIFAR-100 run."""
+    from tunelab.jobs.datasets import BUILTINS
+    from tunelab.results.catalogue import describe_datasets
+
+    # as a run's start does (jobs.lifecycle.describe_dataset): what its dataset is
+    describe_datasets(store, {n: BUILTINS[n].describe() for n in ("mnist", "cifar100")})
     store.start_run("sw", kind="sweep", name=XSS, dataset="mnist", labels="fine", config={"space": {}}, started=1_000_000.0)
     accs = {"00000": (0.50, 0.70, 0.91), "00001": (0.60, 0.80, 0.95), "00002": (0.40, 0.60, 0.85),
             "00003": (0.30,), "00004": (0.20,), "00005": (0.55, 0.75, 0.93)}

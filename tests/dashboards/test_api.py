@@ -261,3 +261,31 @@ def test_filtered_boards_are_cached_until_the_store_changes(client):
     again = c.get("/api/leaderboard?dataset=mnist&family=cnn").json()
     assert _ids(again) == ["sw-00009"] + _ids(first)  # the cached index was not served stale
     assert "cnn" in c.get("/leaderboard?dataset=mnist").text  # the family filter lists it (kept as trials land)
+
+
+def test_dataset_tabs_list_built_in_and_imported_datasets(client):
+    """The store's catalogue drives the tabs: datasets runs recorded, and those `tunelab dashboard` published; a
+    dataset's name and title are text, never markup; an unknown one is refused naming the known ones."""
+    from tunelab.jobs.datasets import BUILTINS
+    from tunelab.results.catalogue import describe_datasets
+
+    c, store, _ = client
+    assert [d["name"] for d in c.get("/api/datasets").json()] == ["mnist", "cifar100"]
+    v0 = store.version()
+    describe_datasets(store, {n: s.describe() for n, s in BUILTINS.items()})
+    describe_datasets(store, {"pets": {"title": "<b>pets</b>", "labels": ["fine"], "builtin": False,
+                                       "image": "3x64x64", "classes": {"fine": 3}}})
+    assert store.version() > v0  # pages showing the tabs are not served from the cache
+    listed = c.get("/api/datasets").json()
+    assert [d["name"] for d in listed] == ["mnist", "cifar10", "cifar100", "pets"]
+    assert listed[-1] == {"name": "pets", "title": "<b>pets</b>", "labels": ["fine"], "builtin": False,
+                          "image": "3x64x64", "classes": {"fine": 3}}
+    page = c.get("/leaderboard?dataset=pets")
+    assert page.status_code == 200 and 'href="/leaderboard?dataset=pets"' in page.text
+    assert 'href="/leaderboard?dataset=cifar10"' in page.text and "<b>pets</b>" not in page.text
+    assert c.get("/api/leaderboard?dataset=pets").json() == []
+    bad = c.get("/api/leaderboard?dataset=svhn")
+    assert bad.status_code in (400, 422) and "mnist, cifar10, cifar100, pets" in bad.text
+    v1 = store.version()
+    describe_datasets(store, {"pets": {k: v for k, v in listed[-1].items() if k != "name"}})
+    assert store.version() == v1  # the same description again writes nothing

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from tunelab.jobs.augment import Augmenter
-from tunelab.jobs.data import spec
+from tunelab.jobs.datasets import get as spec
 from tunelab.jobs.errors import JobError
 from tunelab.jobs.policies import OPS, canonical, parse_policy
 

@@ -5,7 +5,7 @@ experiment folder; a sweep trial's (a Tune result) takes the same path."""
 import pytest
 
 import tunelab
-from tunelab.jobs.data import import_dir as import_data
+from tunelab.jobs.dataset_files import import_dir as import_data
 from tunelab.jobs.importer import import_dir as import_results
 from tunelab.jobs.trials import result_metrics
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from tunelab.jobs import data
+from tunelab.jobs import data, dataset_files, datasets
 from tunelab.jobs.errors import JobError
 from tests import fakedata
 
@@ -22,7 +22,7 @@ def test_mnist_idx_files_load_through_torchvision(tmp_path):
     np.testing.assert_array_equal(raw.train_x[:, 0], written["train"][0])
     np.testing.assert_array_equal(raw.test_y, written["t10k"][1])
     assert raw.train_y.dtype == np.int64
-    assert raw.class_names[:2] == ["zero", "one"]
+    assert raw.class_names == [str(d) for d in range(10)]  # the names `predict` prints
 
 
 def test_cifar100_pickles_keep_fine_and_coarse_labels(tmp_path):
@@ -76,14 +76,14 @@ def test_truncated_cifar_file_is_one_clear_error(tmp_path):
 
 def test_missing_data_names_the_fix(tmp_path):
     with pytest.raises(JobError, match="tunelab data import DIR"):
-        data.require("mnist", tmp_path)
+        datasets.require("mnist", tmp_path)
     with pytest.raises(JobError, match="unknown dataset 'svhn'"):
-        data.require("svhn", tmp_path)
+        datasets.require("svhn", tmp_path)
 
 
 def test_import_verifies_real_mnist(tmp_path, mnist_source):
-    assert data.import_dir(mnist_source, tmp_path / "root") == ["mnist"]
-    assert data.is_available("mnist", tmp_path / "root")
+    assert dataset_files.import_dir(mnist_source, tmp_path / "root") == ["mnist"]
+    assert datasets.is_available("mnist", tmp_path / "root")
     raw = data.load("mnist", tmp_path / "root")
     assert raw.train_x.shape == (60_000, 1, 28, 28) and raw.test_x.shape == (10_000, 1, 28, 28)
     assert np.bincount(raw.test_y).tolist()[:3] == [980, 1135, 1032]  # the official test-set class counts
@@ -98,7 +98,7 @@ def test_import_refuses_corrupt_mnist_and_writes_nothing(tmp_path, mnist_source)
     victim.write_bytes(bytes(b))
     root = tmp_path / "root"
     with pytest.raises(JobError, match="not the official"):
-        data.import_dir(src, root)
+        dataset_files.import_dir(src, root)
     assert not (root / "MNIST").exists()
     assert not [p for p in root.iterdir() if p.name.startswith(".import-")]
 
@@ -106,7 +106,7 @@ def test_import_refuses_corrupt_mnist_and_writes_nothing(tmp_path, mnist_source)
 def test_import_refuses_unofficial_gz_archives(tmp_path):
     fakedata.write_mnist(tmp_path / "src", gz=True)
     with pytest.raises(JobError, match="MD5"):
-        data.import_dir(tmp_path / "src", tmp_path / "root")
+        dataset_files.import_dir(tmp_path / "src", tmp_path / "root")
     assert not (tmp_path / "root" / "MNIST").exists()
 
 
@@ -116,15 +116,15 @@ def test_import_refuses_unofficial_cifar_archive(tmp_path):
     with tarfile.open(tmp_path / "src" / "cifar-100-python.tar.gz", "w:gz") as tar:
         tar.add(tmp_path / "gen" / "cifar-100-python", arcname="cifar-100-python")
     with pytest.raises(JobError, match="official"):
-        data.import_dir(tmp_path / "src", tmp_path / "root")
+        dataset_files.import_dir(tmp_path / "src", tmp_path / "root")
     assert not (tmp_path / "root" / "cifar-100-python").exists()
 
 
 def test_import_of_an_empty_folder_says_what_it_expected(tmp_path):
     with pytest.raises(JobError, match="no dataset files found"):
-        data.import_dir(tmp_path, tmp_path / "root")
+        dataset_files.import_dir(tmp_path, tmp_path / "root")
     with pytest.raises(JobError, match="not a folder"):
-        data.import_dir(tmp_path / "nope", tmp_path / "root")
+        dataset_files.import_dir(tmp_path / "nope", tmp_path / "root")
 
 
 def test_validation_split_is_seeded_and_disjoint():
@@ -153,18 +153,80 @@ def test_epoch_shards_are_disjoint_cover_and_reshuffle():
 
 
 def test_official_md5_tables_match_torchvision():
-    from torchvision.datasets import CIFAR100, MNIST
+    """The registry's file names and MD5s for every built-in are torchvision's (its classes verify downloads)."""
+    import torchvision.datasets as tvd
 
-    assert data.CIFAR100_ARCHIVE_MD5 == CIFAR100.tgz_md5 and data.CIFAR100_DIR == CIFAR100.base_folder
-    tv = dict(CIFAR100.train_list + CIFAR100.test_list)
-    tv[CIFAR100.meta["filename"]] = CIFAR100.meta["md5"]
-    assert tv == data.CIFAR100_FILES
-    assert {url.removesuffix(".gz"): md5 for url, md5 in MNIST.resources} == {k: v[0] for k, v in data.MNIST_FILES.items()}
+    mnist, c10, c100 = (datasets.BUILTINS[n] for n in ("mnist", "cifar10", "cifar100"))
+    assert {url.removesuffix(".gz"): md5 for url, md5 in tvd.MNIST.resources} == {k: v[0] for k, v in mnist.files.items()}
+    for spec, cls in ((c10, tvd.CIFAR10), (c100, tvd.CIFAR100)):
+        assert spec.torchvision == cls.__name__
+        assert spec.archive == cls.filename and spec.archive_md5 == cls.tgz_md5 and spec.folder == cls.base_folder
+        tv = dict(cls.train_list + cls.test_list)
+        tv[cls.meta["filename"]] = cls.meta["md5"]
+        assert tv == {k: v[0] for k, v in spec.files.items()}
+        assert cls.meta["key"] == spec.name_keys["fine"][1]
 
 
 def test_info_counts_without_loading(tmp_path):
     fakedata.write_mnist(tmp_path, n_train=120, n_test=30)
     fakedata.write_cifar100(tmp_path, n_train=50, n_test=20)
-    recs = {r["name"]: r for r in data.info(tmp_path)}
+    recs = {r["name"]: r for r in dataset_files.info(tmp_path)}
     assert (recs["mnist"]["train"], recs["mnist"]["test"]) == (120, 30)
     assert (recs["cifar100"]["train"], recs["cifar100"]["test"]) == (50, 20)
+    assert recs["cifar10"]["present"] is False and recs["cifar10"]["image"] == "3x32x32"
+
+
+def test_cifar10_pickles_load_all_five_training_batches(tmp_path):
+    written = fakedata.write_cifar10(tmp_path, n_train=230, n_test=40)
+    raw = data.load("cifar10", tmp_path)
+    assert raw.train_x.shape == (230, 3, 32, 32) and raw.test_x.shape == (40, 3, 32, 32)
+    np.testing.assert_array_equal(raw.train_x.reshape(230, -1), np.concatenate([b["data"] for b in written["train"]]))
+    np.testing.assert_array_equal(raw.train_y, np.concatenate([b["labels"] for b in written["train"]]))
+    np.testing.assert_array_equal(raw.test_y, written["test"]["labels"])
+    assert raw.class_names == written["meta"]["label_names"] and raw.train_y_coarse is None
+    prepared = data.prepare(raw, "fine", 0.1, seed=0)
+    assert prepared.num_classes == 10 and prepared.fine_to_coarse is None and prepared.spec.name == "cifar10"
+    with pytest.raises(JobError, match="no 'coarse' labels"):
+        data.prepare(raw, "coarse", 0.1, seed=0)
+    recs = {r["name"]: r for r in dataset_files.info(tmp_path)}
+    assert (recs["cifar10"]["present"], recs["cifar10"]["train"], recs["cifar10"]["test"]) == (True, 230, 40)
+
+
+def test_cifar10_missing_batch_is_not_present_and_names_the_fix(tmp_path):
+    fakedata.write_cifar10(tmp_path, n_train=50, n_test=10)
+    (tmp_path / "cifar-10-batches-py" / "data_batch_3").unlink()
+    assert not datasets.is_available("cifar10", tmp_path)
+    with pytest.raises(JobError, match="tunelab data download cifar10"):
+        data.load("cifar10", tmp_path)
+
+
+def test_import_refuses_unofficial_cifar10_archive_and_folder(tmp_path):
+    fakedata.write_cifar10(tmp_path / "gen", n_train=20, n_test=10)
+    with pytest.raises(JobError, match="official CIFAR-10 MD5"):
+        dataset_files.import_dir(tmp_path / "gen", tmp_path / "root")
+    (tmp_path / "src").mkdir()
+    with tarfile.open(tmp_path / "src" / "cifar-10-python.tar.gz", "w:gz") as tar:
+        tar.add(tmp_path / "gen" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    with pytest.raises(JobError, match="not the official"):
+        dataset_files.import_dir(tmp_path / "src", tmp_path / "root")
+    assert not (tmp_path / "root" / "cifar-10-batches-py").exists()
+
+
+def test_registry_specs_are_consistent():
+    """Every built-in: its label sets have class counts, default labels first, mean/std per channel, a valid auto
+    policy, and a name that can be a leaderboard key; the names list starts with the built-ins."""
+    import re
+
+    from tunelab.jobs.policies import canonical
+
+    for name, s in datasets.BUILTINS.items():
+        assert s.name == name and re.match(datasets.NAME_PATTERN, name)
+        assert s.labels[0] == "fine" and len(s.mean) == len(s.std) == s.in_chans
+        assert canonical("auto", name) != "none"
+        assert all(n in s.files for m, _ in s.name_keys.values() for n in [m])
+    assert datasets.names()[:3] == ["mnist", "cifar10", "cifar100"]
+    with pytest.raises(JobError, match="built-in"):
+        datasets.check_name("cifar10")
+    for bad in ("My Set", "a:b", "x/y", "", "9lives", "a" * 40):
+        with pytest.raises(JobError, match="lowercase"):
+            datasets.check_name(bad)

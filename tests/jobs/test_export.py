@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from tunelab import models
-from tunelab.jobs import data
+from tunelab.jobs import datasets
 from tunelab.jobs.augment import Augmenter
 from tunelab.jobs.config import make_config
 from tunelab.jobs.errors import JobError
@@ -212,4 +212,4 @@ def test_class_names_are_digits_and_the_cifar_meta_names(tmp_path):
     fakedata.write_cifar100(tmp_path, n_train=200, n_test=20)
     fine, coarse = class_names("cifar100", "fine", tmp_path), class_names("cifar100", "coarse", tmp_path)
     assert len(fine) == 100 and fine[7] == "fine_07" and len(coarse) == 20 and coarse[3] == "coarse_03"
-    assert os.path.isdir(tmp_path / data.CIFAR100_DIR)
+    assert os.path.isdir(tmp_path / datasets.BUILTINS["cifar100"].folder)

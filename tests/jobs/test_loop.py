@@ -117,7 +117,7 @@ def test_too_few_images_for_one_batch(mnist_raw):
 @pytest.mark.parametrize("values,match", [
     ({"epochs": -1}, "epochs"),
     ({"lr": 0}, "lr"),
-    ({"labels": "coarse", "dataset": "mnist"}, "coarse labels exist only for cifar100"),
+    ({"labels": "coarse", "dataset": "mnist"}, "mnist has no coarse labels .it has: fine.; drop --labels coarse"),
     ({"batch_size": 2, "workers": 4}, "smaller than workers"),
     ({"optimizer": "lion"}, "optimizer"),
 ])
@@ -169,11 +169,11 @@ def test_loop_trains_with_each_policy(tmp_path, policy):
 
 
 def test_mnist_default_recipe_and_speed_options_resolve():
-    from tunelab.jobs.config import RECIPES
+    from tunelab.jobs.datasets import BUILTINS
     from tunelab.jobs.step import native_bf16
 
     cfg = make_config(dataset="mnist")  # no model named: the dataset's recipe fills every value not given
-    assert cfg.model == RECIPES["mnist"]["model"] and cfg.epochs == RECIPES["mnist"]["epochs"]
+    assert cfg.model == BUILTINS["mnist"].recipe["model"] and cfg.epochs == BUILTINS["mnist"].recipe["epochs"]
     assert make_config(dataset="mnist", epochs=7).epochs == 7  # a given value wins over the recipe
     other = make_config(dataset="mnist", model="cnn")  # another model: the generic defaults, not the recipe's
     assert other.optimizer == "adamw" and other.epochs == 2

@@ -6,11 +6,11 @@ from typing import Optional
 
 import typer
 
-from tunelab.cli.common import DatasetName, LabelKind, out, print_json
+from tunelab.cli.common import DATASET_HELP, LabelKind, out, print_json
 
 
 def leaderboard(
-    dataset: DatasetName = typer.Option(..., help="dataset"),
+    dataset: str = typer.Option(..., help=DATASET_HELP),
     label: LabelKind = typer.Option(LabelKind.fine, help="label kind"),
     limit: int = typer.Option(20, min=1, help="rows to show"),
     family: Optional[str] = typer.Option(None, help="only this model family (see `tunelab models list`)"),
@@ -25,17 +25,17 @@ def leaderboard(
     from tunelab.api import leaderboard as board
     from tunelab.dashboards import leaderboard_table
 
-    rows = board(dataset.value, label.value, limit=limit, family=family, augment=augment, pretrained=pretrained,
+    rows = board(dataset, label.value, limit=limit, family=family, augment=augment, pretrained=pretrained,
                  pareto=pareto)
     filtered = family or augment or pretrained is not None or pareto
     if as_json:
         print_json([r.model_dump(mode="json") for r in rows])
     elif not rows and filtered:
-        out.print(f"no {dataset.value}/{label.value} results match these filters")
+        out.print(f"no {dataset}/{label.value} results match these filters")
     elif not rows:
-        out.print(f"no results for {dataset.value}/{label.value} yet; run `tunelab train --dataset {dataset.value}`")
+        out.print(f"no results for {dataset}/{label.value} yet; run `tunelab train --dataset {dataset}`")
     else:
-        out.print(leaderboard_table([r.model_dump() for r in rows], dataset.value, label.value))
+        out.print(leaderboard_table([r.model_dump() for r in rows], dataset, label.value))
 
 
 def runs(

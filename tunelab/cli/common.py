@@ -18,9 +18,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 NOTHING_TO_SHUT_DOWN = threading.Event()
 
 
-class DatasetName(str, Enum):
-    mnist = "mnist"
-    cifar100 = "cifar100"
+DATASET_HELP = "a registered dataset: built in, or imported with `tunelab data import-folder` (`tunelab data info` lists them)"
 
 
 class LabelKind(str, Enum):

@@ -29,10 +29,11 @@ def dashboard(
                                           help="server processes sharing the port [default: one per core, at most 4]"),
 ) -> None:
     """Serve the web dashboard (leaderboards, sweeps, runs, JSON API at /docs) from the result store."""
-    from tunelab.api import open_store
+    from tunelab.api import open_store, publish_datasets
 
     store = open_store()  # fail here, in one line, when the store is unreachable
     sock = _listen(host, port)
+    publish_datasets(store)  # the tabs list every registered dataset, results or not
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 

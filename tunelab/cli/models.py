@@ -4,30 +4,33 @@ from __future__ import annotations
 
 import typer
 
-from tunelab.cli.common import DatasetName, out, print_json
+from tunelab.cli.common import out, print_json
 
 app = typer.Typer(no_args_is_help=True, help="The model registry.")
 
 
 @app.command("list")
 def models_list(
-    dataset: DatasetName = typer.Option(DatasetName.cifar100, help="count parameters for this dataset's inputs and classes"),
+    dataset: str = typer.Option(None, help="count parameters for this registered dataset's inputs and classes "
+                                "[the dataset published counts refer to]"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output only"),
 ) -> None:
     """Registered models: family, parameters for a dataset, native input size, pretrained weights available."""
     from tunelab import models
-    from tunelab.jobs import data
+    from tunelab.jobs import datasets
+    from tunelab.settings import load_settings
 
-    sp = data.spec(dataset.value)
+    dataset = dataset or datasets.PARAMS_REFERENCE
+    sp = datasets.get(dataset, load_settings().data_dir)
     recs = models.describe_models(num_classes=sp.num_classes["fine"], in_chans=sp.in_chans, img_size=sp.img_size)
     for r in recs:
-        r["dataset"] = dataset.value
+        r["dataset"] = dataset
     if as_json:
         print_json(recs)
         return
     from rich.table import Table
 
-    t = Table(title=f"models — parameters for {dataset.value} ({sp.num_classes['fine']} classes); any timm model "
+    t = Table(title=f"models — parameters for {dataset} ({sp.num_classes['fine']} classes); any timm model "
                     f"also works as timm/<name>", title_justify="left")
     for col in ("name", "family", "params", "native px", "ImageNet weights", "description"):
         t.add_column(col, justify="right" if col in ("params", "native px") else "left")

@@ -6,22 +6,25 @@ from typing import Optional
 
 import typer
 
-from tunelab.cli.common import (NOTHING_TO_SHUT_DOWN, DatasetName, LabelKind, err, out, print_json, progress,
+from tunelab.jobs.datasets import DEFAULT as DEFAULT_DATASET
+from tunelab.cli.common import (NOTHING_TO_SHUT_DOWN, DATASET_HELP, LabelKind, err, out, print_json, progress,
                                 results_only_on_stdout)
 
 
 def train(
-    dataset: DatasetName = typer.Option(DatasetName.mnist, help="dataset to train on"),
-    labels: LabelKind = typer.Option(LabelKind.fine, help="label kind (coarse: CIFAR-100's 20 superclasses)"),
-    model: Optional[str] = typer.Option(None, help="model name (see `tunelab models list`) [mnist: the "
-                                        "default recipe's cnn_fast; cifar100: cnn]"),
-    epochs: Optional[int] = typer.Option(None, help="epochs to train [2; mnist's recipe: its own]"),
+    dataset: str = typer.Option(DEFAULT_DATASET, help=DATASET_HELP),
+    labels: LabelKind = typer.Option(LabelKind.fine, help="label kind (coarse: superclasses, where a dataset has them)"),
+    model: Optional[str] = typer.Option(None, help="model name (see `tunelab models list`) [the dataset's recipe's "
+                                        "model where it has one, else cnn]"),
+    epochs: Optional[int] = typer.Option(None, help="epochs to train [2, or the dataset's recipe's]"),
     workers: int = typer.Option(1, help="data-parallel workers (DDP)"),
     batch_size: Optional[int] = typer.Option(None, help="global batch size, split across workers [128]"),
     lr: Optional[float] = typer.Option(None, help="peak learning rate [sgd 0.1, adamw 0.002]"),
     optimizer: Optional[str] = typer.Option(None, help="sgd or adamw [adamw]"),
     schedule: Optional[str] = typer.Option(None, help="onecycle, cosine or constant (with warm-up) [onecycle]"),
     weight_decay: Optional[float] = typer.Option(None, help="weight decay [5e-4]"),
+    momentum: Optional[float] = typer.Option(None, help="SGD momentum [0.9]"),
+    warmup_epochs: Optional[float] = typer.Option(None, help="epochs of learning-rate warm-up [0.3]"),
     label_smoothing: Optional[float] = typer.Option(None, help="label smoothing [0]"),
     augment: str = typer.Option("none", help="augmentation policy: ops joined by +, each name[:magnitude], e.g. "
                                 "crop_flip+cutout, mixup:0.4, randaugment:9, auto (see README)"),
@@ -53,13 +56,13 @@ def train(
 
     settings = dict(
         epochs=epochs, workers=workers, batch_size=batch_size, lr=lr, optimizer=optimizer, schedule=schedule,
-        weight_decay=weight_decay, label_smoothing=label_smoothing, subset=subset, seed=seed,
+        weight_decay=weight_decay, momentum=momentum, warmup_epochs=warmup_epochs, label_smoothing=label_smoothing, subset=subset, seed=seed,
         cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker, pretrained=pretrained, input_size=input_size,
         freeze_epochs=freeze_epochs, backbone_lr_scale=backbone_lr_scale, augment=augment, precision=precision,
         channels_last=channels_last, compile=compile_model or None,
     )
     with results_only_on_stdout():
-        result = run_train(dataset.value, model, labels=labels.value, name=name, address=address, ray=use_ray,
+        result = run_train(dataset, model, labels=labels.value, name=name, address=address, ray=use_ray,
                            storage=storage, progress=progress(), **settings)
     if not compile_model:  # no compile workers; with no Ray either, the command may end at once (tunelab.cli)
         NOTHING_TO_SHUT_DOWN.set()
