@@ -59,6 +59,8 @@ BENCHES = [
     Bench("asha_efficiency", ["python", "benchmarks/asha_efficiency.py", "--data", "{data}"], 360),
     Bench("throughput", ["python", "benchmarks/throughput.py"], 360),
     Bench("augment", ["python", "benchmarks/augment.py"], 360),
+    # 70,000 MNIST PNGs written, imported with `tunelab data import-folder`, then trained on beside the built-in
+    Bench("folder_import", ["python", "benchmarks/folder_import.py", "--data", "{data}"], 600),
     # 10,000 trials x 50 epochs as issue 8 sized it; 5 s per endpoint instead of 10 keeps it near 4 minutes
     Bench("store_load", ["python", "benchmarks/store_load.py", "--trials", "10000", "--epochs", "50", "--seconds", "5"], 480),
     Bench("gpu", ["bash", "benchmarks/gpu.sh", "--device", "cpu"], 540, write_flag="--write"),  # section "gpu-cpu"
