@@ -141,6 +141,7 @@ def splits(s: DatasetSpec) -> dict[str, tuple[str, ...]]:
 _lock = threading.Lock()
 _root: Optional[Path] = None  # the data root whose imported datasets are known (`use_root`)
 _given: dict[str, DatasetSpec] = {}  # specs handed to this process with a run's data (`register`)
+_read: dict[Path, tuple[int, DatasetSpec]] = {}  # manifest -> (its mtime, its spec), as last read
 
 
 def use_root(root: Path) -> None:
@@ -182,13 +183,19 @@ def _imported(name: str, root: Optional[Path]) -> Optional[DatasetSpec]:
         return None
     path = imported_dir(root, name) / MANIFEST
     try:
+        stamp = path.stat().st_mtime_ns
+        if path in _read and _read[path][0] == stamp:  # a config validates its dataset several times: read it once
+            return _read[path][1]
         manifest = json.loads(path.read_text())
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as e:
         raise JobError(f"the manifest of dataset {name!r} ({path}) is unreadable ({type(e).__name__}); import the "
                        f"folder again with `tunelab data import-folder DIR --name {name} --replace`") from None
-    return from_manifest(manifest)
+    found = from_manifest(manifest)
+    with _lock:
+        _read[path] = (stamp, found)
+    return found
 
 
 def from_manifest(m: dict) -> DatasetSpec:

@@ -52,8 +52,10 @@ def _import_run(man: dict, exp_dir: Path, store) -> None:
     adopt(man.get("dataset_spec"))  # an imported dataset since removed: its runs are imported all the same
     try:
         describe_dataset(store, man["dataset"])
-    except JobError:
-        pass  # a dataset this process cannot know (a manifest written before runs recorded it): its board still lists
+    except JobError:  # a dataset this process cannot know (a run written before runs recorded it): what it says of it
+        from tunelab.results.catalogue import describe_datasets
+
+        describe_datasets(store, {man["dataset"]: {"title": man["dataset"], "labels": [man["labels"]], "builtin": False}})
     run_id = man["run_id"]
     store.start_run(run_id, kind=man["kind"], name=man["name"], dataset=man["dataset"], labels=man["labels"],
                     config=man["config"], storage_path=man.get("storage_path", ""), started=man.get("started"))

@@ -26,11 +26,12 @@ def describe_datasets(store, described: dict[str, dict[str, Any]]) -> None:
 
 
 def datasets(store) -> dict[str, dict[str, Any]]:
-    """Every dataset the store knows, name -> description (title, labels, builtin, ...): those recorded, and any with
-    a leaderboard but no record (results written before datasets were recorded). Built-ins first, in the order they
-    were recorded, then the rest by name."""
+    """Every dataset the store knows, name -> description (title, labels, builtin, ...): those recorded; in a store that
+    has none recorded (written before datasets were), those with a leaderboard. Built-ins first, in the registry's
+    order, then the rest by name."""
     found = {k: json.loads(v) for k, v in store.r.hgetall(keys.DATASETS).items()}
-    for key in store.r.scan_iter(keys.LEADERBOARD_PATTERN, count=1000):
+    # a SCAN walks every key: only for such an old store (`tunelab dashboard` records the registry's at its start)
+    for key in () if found else store.r.scan_iter(keys.LEADERBOARD_PATTERN, count=1000):
         dataset, label = keys.board_of(key)
         entry = found.setdefault(dataset, {"title": dataset, "labels": [], "builtin": False})
         if label not in entry["labels"]:
