@@ -171,3 +171,22 @@ def test_results_outlive_a_removed_dataset(world, redis_server, monkeypatch, cap
     board = json.loads(in_process(monkeypatch, capsys, other, "leaderboard", "--dataset", "digits", "--json").stdout)
     assert run["trial_id"] in [r["trial_id"] for r in board]
     Redis.from_url(other["TUNELAB_REDIS_URL"]).flushdb()
+
+
+def test_class_names_with_markup_spaces_and_unicode_are_printed_as_text(tmp_path, redis_server, monkeypatch, capsys):
+    """Class folders named like rich markup, HTML, with spaces and unicode: `data import-folder`, `data info` and
+    `predict` print them as they are, never as styling."""
+    names = ["[red]cat", "<b>dog", "café au lait"]
+    files = fakedata.write_image_folder(tmp_path / "odd", {n: 8 for n in names}, size=(16, 16))
+    env = {"TUNELAB_DATA_DIR": str(tmp_path / "data"), "TUNELAB_REDIS_URL": redis_server.url, "RAY_ADDRESS": "",
+           "TUNELAB_STORAGE": str(tmp_path / "exp")}
+    imp = in_process(monkeypatch, capsys, env, "data", "import-folder", str(tmp_path / "odd"), "--name", "odd")
+    assert imp.returncode == 0 and all(n in imp.stdout for n in names), imp.stdout
+    info = in_process(monkeypatch, capsys, env, "data", "info")
+    assert all(n in info.stdout for n in names), info.stdout
+    run = in_process(monkeypatch, capsys, env, "train", "--dataset", "odd", "--model", "cnn", "--epochs", "1",
+                     "--batch-size", "4", "--precision", "fp32", "--json")
+    assert run.returncode == 0, run.stderr
+    trial = json.loads(run.stdout)["trial_id"]
+    pred = in_process(monkeypatch, capsys, env, "predict", trial, str(files["[red]cat"][0]), "--top-k", "3")
+    assert pred.returncode == 0 and all(n in pred.stdout for n in names), pred.stdout
