@@ -210,10 +210,11 @@ def from_manifest(m: dict) -> DatasetSpec:
 
 
 def folder_auto_augment(size: int, flippable: bool) -> str:
-    """`--augment auto` for an imported folder: a crop of about 1/8 of the side (MNIST's 2 px of 28, CIFAR's 4 of 32),
-    and a flip unless the import said mirrored images change class."""
-    pad = max(1, min(16, round(size / 8)))
-    return f"crop_flip:{pad}" if flippable else f"crop:{pad}"
+    """`--augment auto` for an imported folder, scaled from the built-ins' own: a crop of 1/8 of the side and a flip
+    (CIFAR's 4 px of 32), or, imported with --no-flip (digits, text), a crop of 1/14 and no flip (MNIST's 2 px of 28)."""
+    if flippable:
+        return f"crop_flip:{max(1, min(16, round(size / 8)))}"
+    return f"crop:{max(1, min(16, round(size / 14)))}"
 
 
 def names(root: Optional[Path] = None) -> list[str]:

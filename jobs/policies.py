@@ -36,7 +36,7 @@ OPS: dict[str, OpSpec] = {o.name: o for o in [
     OpSpec("mixup", "mixup with Beta(alpha, alpha) per sample (timm)", 0.2, 0.01, 10, mixes=True),
     OpSpec("cutmix", "cutmix with Beta(alpha, alpha) per sample (timm)", 1.0, 0.01, 10, mixes=True),
     OpSpec("auto", "a good default per dataset (its registry entry: digits crop 2 px, CIFAR crop_flip+cutout, an "
-                   "imported folder a crop of 1/8 of its side, flipped unless imported with --no-flip)", None, None, None),
+                   "imported folder a crop scaled to its side, flipped unless imported with --no-flip)", None, None, None),
 ]}
 
 

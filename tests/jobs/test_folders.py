@@ -186,7 +186,7 @@ def test_a_model_and_policies_adapt_to_the_folder(tmp_path):
         make_config(dataset="shapes", labels="coarse")
     fakedata.write_image_folder(tmp_path / "txt", {"p": 3, "q": 3})
     import_folder(tmp_path / "txt", "letters", tmp_path / "data", flippable=False)
-    assert make_config(dataset="letters", augment="auto").augment == "crop:2"
+    assert make_config(dataset="letters", augment="auto").augment == "crop:1"  # 20 px: 1/14 of the side, no flip
     with pytest.raises(JobError, match="letters was imported with --no-flip: a mirrored image is of another class"):
         make_config(dataset="letters", augment="crop_flip")
 
