@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 # Offline data: a folder with the official MNIST files. Default: ../shared/data if present.
 DATA ?= $(if $(wildcard ../shared/data/MNIST),../shared/data,)
 
-.PHONY: demo test bench install install-dev mnist-cache weights-cache clean
+.PHONY: demo test bench install install-dev mnist-cache weights-cache chromium docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,8 +46,25 @@ demo: install
 	$(BIN)/tunelab leaderboard --dataset mnist
 	@echo "see it in a browser: $(BIN)/tunelab dashboard  (http://127.0.0.1:8080)"
 
-test: install-dev mnist-cache weights-cache
+# The dashboard's browser tests drive a real Chromium: $(TUNELAB_CHROMIUM), else Debian's `chromium`, installed here when
+# apt and root are at hand (as .ci/run does); otherwise `make test` stops at once with one line saying so.
+chromium:
+	@if [ -n "$$TUNELAB_CHROMIUM" ] && [ -x "$$TUNELAB_CHROMIUM" ]; then :; \
+	elif command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null 2>&1 \
+	    || { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null; }; \
+	else \
+	  echo "make test needs Chromium for the dashboard's browser tests: install Debian's chromium (sudo apt-get install chromium) or set TUNELAB_CHROMIUM=/path/to/chromium" >&2; exit 2; \
+	fi
+
+test: chromium install-dev mnist-cache weights-cache
 	$(BIN)/python -m pytest
+
+# docs/cli.md, generated from the typer app (tests/test_docs.py fails when it differs from the code)
+docs: install
+	$(BIN)/python -m tunelab.cli.reference > docs/cli.md
 
 # Every benchmark in turn (benchmarks/run_all.py); rewrites benchmarks/RESULTS.md. BENCH_ARGS adds the long ones:
 # `make bench BENCH_ARGS=--with-quality` (the mnist_best sweep, up to 30 min), `--with-transfer` (15 min).
