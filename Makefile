@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 # Offline data: a folder with the official MNIST files. Default: ../shared/data if present.
 DATA ?= $(if $(wildcard ../shared/data/MNIST),../shared/data,)
 
-.PHONY: demo test bench install install-dev mnist-cache weights-cache chromium docs clean
+.PHONY: demo test lint bench install install-dev mnist-cache weights-cache chromium docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,10 @@ chromium:
 
 test: chromium install-dev mnist-cache weights-cache
 	$(BIN)/python -m pytest
+
+# ruff, configured in pyproject.toml ([tool.ruff]); CI runs it before the tests
+lint: install-dev
+	$(BIN)/ruff check .
 
 # docs/cli.md, generated from the typer app (tests/test_docs.py fails when it differs from the code)
 docs: install

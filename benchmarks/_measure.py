@@ -24,8 +24,16 @@ import torch.nn as nn
 from tunelab import models
 from tunelab.jobs.augment import Augmenter
 from tunelab.jobs.datasets import get as spec
-from tunelab.jobs.step import (StepOptions, as_input, autocast, compiled, flops_per_image, fused_available,
-                               prepare_model, train_step)
+from tunelab.jobs.step import (
+    StepOptions,
+    as_input,
+    autocast,
+    compiled,
+    flops_per_image,
+    fused_available,
+    prepare_model,
+    train_step,
+)
 from tunelab.jobs.step import setup_device as step_setup_device
 
 CIFAR100 = spec("cifar100")

@@ -25,7 +25,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._report import scratch_root, write_section  # noqa: E402
+from benchmarks._report import scratch_root, write_section
 
 LRS = [0.0003, 0.001, 0.003, 0.01]
 BATCH_SIZES = [64, 256]
@@ -81,8 +81,8 @@ def main() -> None:
     from tunelab.cluster import connect
     from tunelab.jobs import data
     from tunelab.jobs.sweep import run_sweep
-    from tunelab.search_spaces import to_tune
     from tunelab.results import open_store
+    from tunelab.search_spaces import to_tune
 
     tmp = scratch_root("tl-bench-asha-", a.data)
     try:

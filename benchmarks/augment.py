@@ -15,16 +15,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-from torch.utils.data import DataLoader, Dataset  # noqa: E402
-from torchvision import transforms as T  # noqa: E402
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms as T
 
-from tunelab import models  # noqa: E402
-from benchmarks._report import write_section  # noqa: E402
-from tunelab.jobs.augment import Augmenter  # noqa: E402
-from tunelab.jobs.datasets import get as spec  # noqa: E402
+from benchmarks._report import write_section
+from tunelab import models
+from tunelab.jobs.augment import Augmenter
+from tunelab.jobs.datasets import get as spec
 
 MEAN, STD = spec("cifar100").mean, spec("cifar100").std
 

@@ -36,8 +36,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._report import scratch_root, write_section  # noqa: E402
-from tunelab.cluster.head import free_port  # noqa: E402
+from benchmarks._report import scratch_root, write_section
+from tunelab.cluster.head import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from tunelab import models  # noqa: E402
 from benchmarks._measure import Measurement, device_name, measure_safely, setup_device  # noqa: E402
+from tunelab import models  # noqa: E402
 from tunelab.jobs.step import StepOptions, native_bf16  # noqa: E402
 
 MODELS = ("resnet18", "resnet20", "wrn28_10", "efficientnet_b0", "vit_tiny")

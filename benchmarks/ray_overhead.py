@@ -36,7 +36,7 @@ from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._report import cpu_label, scratch_root, write_section  # noqa: E402
+from benchmarks._report import cpu_label, scratch_root, write_section
 
 
 def _os_threads() -> int:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._report import RESULTS, write_section  # noqa: E402
+from benchmarks._report import RESULTS, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "bench-run"
@@ -287,7 +287,7 @@ def main() -> int:
                 print(f"  its output: {o.log}", flush=True)
             record(False)
     except KeyboardInterrupt:
-        for name, o in outcomes.items():
+        for o in outcomes.values():
             if o.status in ("running", "pending"):
                 o.status = "interrupted" if o.status == "running" else "not run (interrupted)"
         record(True)

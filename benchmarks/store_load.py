@@ -33,8 +33,8 @@ from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._report import scratch_root, write_section  # noqa: E402
-from tunelab.cluster.head import free_port  # noqa: E402
+from benchmarks._report import scratch_root, write_section
+from tunelab.cluster.head import free_port
 
 TRIALS_PER_SWEEP = 100
 BOARD = {"fine": {"val": "val_acc", "test": "test_acc"}}

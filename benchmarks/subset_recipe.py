@@ -55,7 +55,7 @@ def main() -> None:
             for cfg in (full, scaled):
                 reports: list[dict] = []
                 t0 = time.perf_counter()
-                run_training(cfg, prepared, report=lambda m, s: reports.append(m))
+                run_training(cfg, prepared, report=lambda m, s, out=reports: out.append(m))
                 steps = len(prepared.train_y) // cfg.batch_size
                 cells.append((cfg.batch_size, cfg.lr, steps, reports[-1]["test_acc"], time.perf_counter() - t0))
             (fb, flr, fs, facc, ft), (sb, slr, ss, sacc, st) = cells

@@ -19,7 +19,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._report import scratch_root, write_section  # noqa: E402
+from benchmarks._report import scratch_root, write_section
 
 
 def main() -> None:
@@ -36,8 +36,8 @@ def main() -> None:
     from tunelab.cluster import connect
     from tunelab.jobs import data
     from tunelab.jobs.sweep import run_sweep
-    from tunelab.search_spaces import to_tune
     from tunelab.results import open_store
+    from tunelab.search_spaces import to_tune
 
     tmp = scratch_root("tl-bench-sweep-", a.data)
     spec_path = tmp / "overhead.yaml"

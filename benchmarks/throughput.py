@@ -20,12 +20,12 @@ from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import torch  # noqa: E402
+import torch
 
-from tunelab import models  # noqa: E402
-from benchmarks._report import write_section  # noqa: E402
-from benchmarks._measure import Measurement, device_name, measure_safely, setup_device  # noqa: E402
-from tunelab.jobs.step import StepOptions  # noqa: E402
+from benchmarks._measure import Measurement, device_name, measure_safely, setup_device
+from benchmarks._report import write_section
+from tunelab import models
+from tunelab.jobs.step import StepOptions
 
 # The family's everyday model; a family not named here is represented by its first registered model.
 REPRESENTATIVE = {"cnn": "cnn_bn", "resnet_cifar": "resnet20", "resnet_timm": "resnet18", "wrn": "wrn16_4",

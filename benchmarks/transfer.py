@@ -16,10 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._report import scratch_root, write_section  # noqa: E402
-from tunelab.jobs import data  # noqa: E402
-from tunelab.jobs.config import make_config  # noqa: E402
-from tunelab.jobs.loop import run_training  # noqa: E402
+from benchmarks._report import scratch_root, write_section
+from tunelab.jobs import data
+from tunelab.jobs.config import make_config
+from tunelab.jobs.loop import run_training
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WEIGHTS = ROOT.parent / "shared" / "weights" / "tf_efficientnet_lite0.in1k.pth"
@@ -48,7 +48,7 @@ def main() -> None:
             prepared = data.prepare(raw, "fine", cfg.val_fraction, cfg.seed, cfg.subset)
             history = []
             t0 = time.perf_counter()
-            run_training(cfg, prepared, report=lambda m, s: history.append(m))
+            run_training(cfg, prepared, report=lambda m, s, out=history: out.append(m))
             wall = time.perf_counter() - t0
             last = history[-1]
             row = {"input_px": size, "init": "ImageNet" if pretrained != "false" else "scratch",

@@ -154,7 +154,7 @@ class Chaos:
                     self.c.add()
                     return
                 self.c.add()
-            except Exception as e:  # noqa: BLE001 - said in the report, and the chaos goes on
+            except Exception as e:
                 self.errors.append(f"{type(e).__name__}: {e}")
             if self.max_losses is not None and len(self.losses) >= self.max_losses:
                 return

@@ -13,7 +13,6 @@ from tunelab.cluster.errors import ClusterError
 from tunelab.errors import exception_line
 
 
-
 @dataclass(frozen=True)
 class ClusterInfo:
     address: str

@@ -8,11 +8,18 @@ from typing import Optional
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 
-from tunelab.dashboards import charts, views
+from tunelab.dashboards import charts, importance, views
 from tunelab.dashboards.deps import BoardCacheDep, ChartCacheDep, StoreDep
-from tunelab.dashboards.schemas import Board, DatasetEntry, Health, LeaderboardRow, RunDetail, RunRow, TrialDetail
-from tunelab.dashboards import importance
-from tunelab.dashboards.schemas import Importance
+from tunelab.dashboards.schemas import (
+    Board,
+    DatasetEntry,
+    Health,
+    Importance,
+    LeaderboardRow,
+    RunDetail,
+    RunRow,
+    TrialDetail,
+)
 from tunelab.results import ResultStore
 
 router = APIRouter(prefix="/api")

@@ -15,7 +15,6 @@ from tunelab.dashboards.schemas import (
     Trial,
     TrialDetail,
 )
-
 from tunelab.errors import TunelabError
 from tunelab.results import catalogue
 

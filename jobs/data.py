@@ -19,7 +19,6 @@ from tunelab.jobs.dataset_files import read_cifar_pickle
 from tunelab.jobs.datasets import CIFAR_PICKLE, FOLDER, IDX, DatasetSpec, get, location, register, require, splits
 from tunelab.jobs.errors import JobError
 
-
 # ------------------------------------------------------------------------------------------------ load
 
 

@@ -18,7 +18,17 @@ from pathlib import Path
 
 from tunelab.errors import exception_line
 from tunelab.jobs.datasets import (
-    BUILTINS, CIFAR_PICKLE, FOLDER, IDX, MANIFEST, DatasetSpec, get, is_available, location, names, splits,
+    BUILTINS,
+    CIFAR_PICKLE,
+    FOLDER,
+    IDX,
+    MANIFEST,
+    DatasetSpec,
+    get,
+    is_available,
+    location,
+    names,
+    splits,
 )
 from tunelab.jobs.errors import JobError
 

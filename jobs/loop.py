@@ -29,8 +29,17 @@ from tunelab.jobs.checkpoints import load_checkpoint, save_checkpoint
 from tunelab.jobs.config import TrainConfig
 from tunelab.jobs.data import PreparedData, epoch_indices
 from tunelab.jobs.errors import JobError, TrainingDiverged
-from tunelab.jobs.step import (StepOptions, as_input, autocast, compiled, inference_throughput, prepare_model,
-                               runtime_info, setup_device, train_step)
+from tunelab.jobs.step import (
+    StepOptions,
+    as_input,
+    autocast,
+    compiled,
+    inference_throughput,
+    prepare_model,
+    runtime_info,
+    setup_device,
+    train_step,
+)
 
 # A step whose training loss exceeds this many times the cost of guessing (ln of the class count, where every
 # freshly initialised classifier starts) has blown up its weights. In fp32 such a run soon turns NaN; under bf16
@@ -359,7 +368,7 @@ def train_loop_per_worker(config: dict) -> None:
             with checkpoint.as_directory() as d:
                 resume_state = load_checkpoint(Path(d))
         except JobError as e:  # cut short by a crash: every retry would fail on it, so start over instead
-            warnings.warn(f"{str(e).split('; ')[0]}; training starts again from epoch 1")
+            warnings.warn(f"{str(e).split('; ')[0]}; training starts again from epoch 1", stacklevel=2)
 
     def report(metrics: dict, state: Optional[dict]) -> None:
         if state is None:

@@ -20,14 +20,14 @@ from typing import Any, Optional
 import ray
 
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0 and our quiet reporter: no trial tables
-from ray import tune  # noqa: E402
+from ray import tune
 
-from tunelab.jobs.callbacks import QuietReporter, SweepStoreCallback  # noqa: E402
-from tunelab.jobs.config import TrainConfig  # noqa: E402
-from tunelab.jobs.datasets import adopt, recorded  # noqa: E402
-from tunelab.jobs.manifest import spill_path, write_manifest  # noqa: E402
-from tunelab.jobs.train import make_trainer, worker_resources  # noqa: E402
-from tunelab.jobs.trials import DIVERGED, RESTARTED, finished_for_good, trial_config  # noqa: E402
+from tunelab.jobs.callbacks import QuietReporter, SweepStoreCallback
+from tunelab.jobs.config import TrainConfig
+from tunelab.jobs.datasets import adopt, recorded
+from tunelab.jobs.manifest import spill_path, write_manifest
+from tunelab.jobs.train import make_trainer, worker_resources
+from tunelab.jobs.trials import DIVERGED, RESTARTED, finished_for_good, trial_config
 
 SweepSpec = Any  # search_spaces.SweepSpec, used by attribute (search_spaces imports jobs.config, not the reverse)
 TuneSetup = Any  # search_spaces.TuneSetup: the recipe translated into Tune's param_space, scheduler and searcher

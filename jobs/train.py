@@ -83,8 +83,8 @@ def fit_local(cfg: TrainConfig, data, *, run_id: str, trial_id: str, redis_url: 
     """
     import torch
 
-    from tunelab.jobs.recorder import LocalRecorder
     from tunelab.jobs.loop import run_training
+    from tunelab.jobs.recorder import LocalRecorder
 
     exp_dir = f"{storage_path.rstrip('/')}/{run_id}"
     recorder = LocalRecorder(redis_url, trial_id, exp_dir)

@@ -9,6 +9,7 @@ import torch.nn as nn
 
 from tunelab.models.registration import _REGISTRY, TIMM_PREFIX, ModelError, ModelInfo, Pretrained
 
+
 def list_models() -> list[str]:
     """Every registered model name, sorted (any timm model is also buildable as `timm/<name>`)."""
     _load_families()

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tunelab.results import embedded
 from tests.conftest import ROOT, find_weights, run_cli
+from tunelab.results import embedded
 
 
 @pytest.fixture
@@ -169,8 +169,8 @@ def test_the_store_away_at_the_end_of_a_run_loses_nothing(mnist_user_env, tmp_pa
     import sys
     import time
 
-    from tunelab.results import ResultStore
     from tests.conftest import RedisServer
+    from tunelab.results import ResultStore
 
     server = RedisServer(tmp_path / "redis", persist=True).start()
     env = {**mnist_user_env, "TUNELAB_REDIS_URL": server.url, "TUNELAB_STORE_WAIT_S": "3"}

@@ -32,7 +32,7 @@ def _recipe(name: str, low: float, algorithm: str = "optuna") -> dict:
 
 
 @pytest.mark.slow
-def test_a_follow_up_sweep_starts_from_the_earlier_trials_that_fit(mnist_api_env, tmp_path, monkeypatch,  # noqa: F811
+def test_a_follow_up_sweep_starts_from_the_earlier_trials_that_fit(mnist_api_env, tmp_path, monkeypatch,
                                                                    capsys):
     first = tunelab.sweep(_recipe("warm-first", 0.0005))
     assert first.status == "completed"

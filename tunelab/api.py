@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from tunelab.errors import InputError, validation_line
-from tunelab.outcomes import LeaderboardRow, RunRow, SweepResult, TrainResult, Trial
 from tunelab.dashboards.schemas import Importance  # what `importance` returns, as /api/runs/ID/importance
+from tunelab.errors import InputError, validation_line
 from tunelab.jobs.datasets import DEFAULT as DEFAULT_DATASET
+from tunelab.outcomes import LeaderboardRow, RunRow, SweepResult, TrainResult, Trial
 from tunelab.settings import load_settings
 
 
@@ -36,14 +36,12 @@ def train(dataset: str = DEFAULT_DATASET, model: Optional[str] = None, *, labels
     `settings` are `TrainConfig` fields (epochs, batch_size, lr, augment, subset, workers, precision, …), defaults from
     the dataset's recipe. Without `address` (or RAY_ADDRESS) a running `tunelab cluster start` head is used, else a
     one-worker run trains in this process (`ray=True`: under a local Ray instead)."""
+    from tunelab import placement
     from tunelab.jobs import data, datasets
     from tunelab.jobs.config import make_config
-    from tunelab.jobs.lifecycle import finish_train, interrupted_train, put_in_object_store, start_train
+    from tunelab.jobs.lifecycle import Progress, finish_train, interrupted_train, put_in_object_store, start_train
+    from tunelab.jobs.train import fit, fit_local, initial_state, resolve_resources, runs_in_process, worker_resources
     from tunelab.jobs.trials import trial_record
-    from tunelab.jobs.train import (fit, fit_local, initial_state, resolve_resources, runs_in_process,
-                                    worker_resources)
-    from tunelab import placement
-    from tunelab.jobs.lifecycle import Progress
     from tunelab.progress import as_progress, follow_epochs
 
     say = as_progress(progress)

@@ -124,8 +124,8 @@ def export(trial: str, format: str = "onnx", out: Union[str, Path, None] = None)
     the normalisation and take raw [0, 1] images; each export is checked against the checkpoint before it is kept."""
     import tunelab
     from tunelab.jobs import export as exporting
-    from tunelab.jobs.ensemble import is_ensemble
     from tunelab.jobs.datasets import get
+    from tunelab.jobs.ensemble import is_ensemble
     from tunelab.jobs.inference import class_names
 
     exporting.check_format(format)

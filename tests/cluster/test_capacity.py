@@ -8,9 +8,9 @@ import time
 
 import pytest
 
+from tests.conftest import in_process, run_cli
 from tunelab.cluster import ClusterError, Knobs, can_autoscale, check_fits
 from tunelab.cluster.capacity import pending_line
-from tests.conftest import in_process, run_cli
 
 FLAGS = Knobs("--workers", "--cpus-per-worker", "--gpus-per-worker")
 
@@ -141,8 +141,8 @@ def test_a_head_whose_autoscaler_has_node_types_to_launch_counts_as_autoscaling(
     import subprocess
     import sys
 
-    from tunelab.cluster import head
     from tests.conftest import ROOT, _free_port
+    from tunelab.cluster import head
 
     config = tmp_path / "autoscaling.json"
     config.write_text(json.dumps(FAKE_AUTOSCALING))

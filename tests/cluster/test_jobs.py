@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tunelab.cluster import jobs
 from tests.conftest import ROOT, _free_port, run_cli
+from tunelab.cluster import jobs
 
 TRAIN = ["train", "--dataset", "mnist", "--model", "cnn", "--epochs", "1", "--subset", "600", "--batch-size", "64"]
 

@@ -8,11 +8,11 @@ import pytest
 import ray
 import torch
 
+from tests.conftest import in_process
 from tunelab.cluster import ClusterError, connect
 from tunelab.cluster.storage import check_shared
 from tunelab.jobs import data
 from tunelab.jobs.config import make_config
-from tests.conftest import in_process
 
 
 @pytest.fixture(scope="module")

@@ -82,6 +82,7 @@ class LiveServer:
 
     def __init__(self, store):
         import uvicorn
+
         from tunelab.dashboards.web import create_app
 
         self.port = _free_port()

@@ -10,10 +10,10 @@ from urllib.parse import quote, unquote, urlsplit
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from tunelab.dashboards.web import create_app
 
 from tests.conftest import in_process as _in_process
 from tests.dashboards.conftest import RUNTIME, XSS, LiveServer, add_trial
+from tunelab.dashboards.web import create_app
 
 
 @pytest.fixture

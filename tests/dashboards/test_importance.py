@@ -11,13 +11,13 @@ from contextlib import contextmanager
 
 import pytest
 from fastapi.testclient import TestClient
+
+from tests.conftest import in_process
+from tests.dashboards.conftest import ARTIFACTS, LiveServer, add_trial
 from tunelab.dashboards import importance
 from tunelab.dashboards.views import ViewError
 from tunelab.dashboards.web import create_app
 from tunelab.results import keys
-
-from tests.conftest import in_process
-from tests.dashboards.conftest import ARTIFACTS, LiveServer, add_trial
 
 EPOCHS = 3
 SPACE = {"lr": {"loguniform": [1e-4, 1e-1]}, "model": {"choice": ["cnn", "cnn_bn"]},

@@ -7,12 +7,12 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
-from tunelab.dashboards import views
-from tunelab.dashboards.web import create_app
 
 import tunelab
 from tests.conftest import in_process
 from tests.dashboards.conftest import NOT_PLOTLY_SVG
+from tunelab.dashboards import views
+from tunelab.dashboards.web import create_app
 
 BOARD = {"fine": {"val": "val_acc", "test": "test_acc"}}
 # trial -> (val_acc, parameters, training seconds, inference images/s); None: the cost was never reported

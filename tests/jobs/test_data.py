@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from tests import fakedata
 from tunelab.jobs import data, dataset_files, datasets
 from tunelab.jobs.errors import JobError
-from tests import fakedata
 
 
 def test_mnist_idx_files_load_through_torchvision(tmp_path):

@@ -12,16 +12,23 @@ import pytest
 import torch
 from PIL import Image
 
+from tests import fakedata
 from tunelab import models
 from tunelab.jobs import datasets
 from tunelab.jobs.augment import Augmenter
 from tunelab.jobs.config import make_config
 from tunelab.jobs.errors import JobError
 from tunelab.jobs.export import card_path, check_logits, export_model
-from tunelab.jobs.inference import (as_split, class_names, load_trial_model, probabilities, read_images, scores,
-                                    split_data)
+from tunelab.jobs.inference import (
+    as_split,
+    class_names,
+    load_trial_model,
+    probabilities,
+    read_images,
+    scores,
+    split_data,
+)
 from tunelab.jobs.loop import evaluate_checkpoint, run_training, save_checkpoint
-from tests import fakedata
 
 N_CHECK = 100  # real MNIST test images the exported files are compared on
 

@@ -6,13 +6,13 @@ import math
 import pytest
 import torch
 
+from tests import fakedata
 from tunelab import models
 from tunelab.jobs import data
 from tunelab.jobs.config import make_config
 from tunelab.jobs.errors import JobError, TrainingDiverged
 from tunelab.jobs.loop import run_training
 from tunelab.jobs.step import StepOptions, inference_throughput
-from tests import fakedata
 
 
 @pytest.fixture(scope="module")

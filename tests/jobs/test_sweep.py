@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import ROOT
 from tunelab import search_spaces
 from tunelab.jobs import data
 from tunelab.jobs.loop import load_checkpoint
 from tunelab.jobs.sweep import run_sweep
 from tunelab.results import ResultStore, keys
-from tests.conftest import ROOT
 
 
 def _spec(tmp_path, **over):

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
+from tests.conftest import ROOT, find_weights
 from tunelab.models import ModelError
 from tunelab.models.convert import LITE0_STAGE_DEPTHS, convert_file, efficientnet_lite0_to_timm, main
-from tests.conftest import ROOT, find_weights
 
 WHEEL_FILE = "efficientnet-lite0-57934424.pth"  # what .ci/fetch-weights keeps beside the converted file
 

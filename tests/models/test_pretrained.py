@@ -7,9 +7,9 @@ import sys
 import pytest
 import torch
 
+from tests.conftest import ROOT, find_weights
 from tunelab import models
 from tunelab.models import ModelError
-from tests.conftest import ROOT, find_weights
 
 
 @pytest.fixture(scope="module")

@@ -2,9 +2,9 @@
 
 import json
 
+from tests.conftest import _free_port, in_process
 from tunelab.results import keys
 from tunelab.results.buffer import BufferedWriter
-from tests.conftest import _free_port, in_process
 
 BOARD = {"fine": {"val": "val_acc", "test": "test_acc"}}
 

@@ -6,8 +6,8 @@ import time
 import pytest
 import redis
 
-from tunelab.results import ResultStore, StoreError, embedded, keys, open_store, redact
 from tests.conftest import RedisServer
+from tunelab.results import ResultStore, StoreError, embedded, keys, open_store, redact
 
 BOARDS = {"fine": {"val": "val_acc", "test": "test_acc"}}
 CIFAR_BOARDS = {"fine": {"val": "val_acc", "test": "test_acc"}, "coarse": {"val": "val_acc_coarse", "test": "test_acc_coarse"}}

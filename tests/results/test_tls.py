@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tunelab.results import ResultStore, StoreError
 from tests.conftest import RedisServer, _free_port, in_process
+from tunelab.results import ResultStore, StoreError
 
 PASSWORD = "s3cret-pw"
 

@@ -2,9 +2,9 @@
 
 import pytest
 
+from tests.conftest import ROOT
 from tunelab import search_spaces
 from tunelab.search_spaces import SpecError
-from tests.conftest import ROOT
 
 RECIPES = sorted((ROOT / "search_spaces").glob("*.yaml"))
 

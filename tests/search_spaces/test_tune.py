@@ -7,8 +7,8 @@ import sys
 import pytest
 import yaml
 
-from tunelab import search_spaces
 from tests.conftest import ROOT
+from tunelab import search_spaces
 
 
 def _spec(tmp_path, **over):

@@ -10,7 +10,6 @@ import typer
 from tunelab.cli.common import err
 from tunelab.errors import InputError
 
-
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 MAX_DEFAULT_WORKERS = 4
 

@@ -6,9 +6,17 @@ from typing import Optional
 
 import typer
 
+from tunelab.cli.common import (
+    DATASET_HELP,
+    NOTHING_TO_SHUT_DOWN,
+    LabelKind,
+    err,
+    out,
+    print_json,
+    progress,
+    results_only_on_stdout,
+)
 from tunelab.jobs.datasets import DEFAULT as DEFAULT_DATASET
-from tunelab.cli.common import (NOTHING_TO_SHUT_DOWN, DATASET_HELP, LabelKind, err, out, print_json, progress,
-                                results_only_on_stdout)
 
 
 def train(
