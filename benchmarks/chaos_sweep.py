@@ -60,11 +60,14 @@ def _kill_session(pid: int) -> None:
 
 def run(workdir: Path, *, redis_url: str, mnist: Path, trials: int = 12, epochs: int = 8, subset: int = 1000,
         scheduler: str = "fifo", chaos: bool = True, every_s: tuple[float, float] = (6.0, 10.0),
-        max_losses: Optional[int] = None, kill_driver_at: float = 0.4, seed: int = 0, say: Callable[[str], None] = print,
-        timeout_s: float = 1500, cluster=None, data_root: Optional[Path] = None) -> dict:
+        max_losses: Optional[int] = None, losses_by: Optional[float] = None, kill_driver_at: float = 0.4,
+        seed: int = 0, say: Callable[[str], None] = print, timeout_s: float = 1500, cluster=None,
+        data_root: Optional[Path] = None) -> dict:
     """One sweep on a fresh 3-worker-node cluster (or `cluster`, a `ChaosCluster`), under chaos (`chaos=True`: node
     losses, and the driver killed once when `kill_driver_at` of all epochs are in the store, then resumed) or without
-    it; its report (see `check`). `data_root`: a data folder with MNIST already imported (else `mnist` is imported)."""
+    it; its report (see `check`). `losses_by`: once this share of the epochs is stored after the resume, the node
+    losses of `max_losses` that random moments have not brought yet are brought at once (a test's count holds however
+    fast the sweep runs). `data_root`: a data folder with MNIST already imported (else `mnist` is imported)."""
     import contextlib
 
     import yaml
@@ -105,6 +108,9 @@ def run(workdir: Path, *, redis_url: str, mnist: Path, trials: int = 12, epochs:
             while driver.poll() is None:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"the sweep did not end within {timeout_s:.0f} s; see {logs[-1]}")
+                if (chaos and losses_by is not None and max_losses and len(monkey.losses) < max_losses
+                        and killed_at is not None and stored_epochs() >= losses_by * planned):
+                    monkey.hit()  # the losses random moments have not brought yet, now: a fast sweep still gets them
                 if chaos and killed_at is None and stored_epochs() >= kill_driver_at * planned:
                     _kill_session(driver.pid)
                     driver.wait(60)

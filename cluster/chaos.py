@@ -114,6 +114,7 @@ class Chaos:
         self.losses: list[NodeLoss] = []
         self.errors: list[str] = []
         self._stop = threading.Event()
+        self._lock = threading.Lock()  # one removal at a time, from this thread or a caller's `hit`
         self._running = threading.Event()
         self._running.set()
         self._thread = threading.Thread(target=self._loop, name="chaos", daemon=True)
@@ -136,6 +137,25 @@ class Chaos:
         self._thread.join(120)
         return self.losses
 
+    def hit(self) -> bool:
+        """Remove one worker node that holds busy Ray workers now, and after `down_s` add a fresh one back; whether a
+        node was removed (none is busy, or `max_losses` reached: no)."""
+        with self._lock:
+            if self.max_losses is not None and len(self.losses) >= self.max_losses:
+                return False
+            busy = [(n, w) for n in self.c.workers() if (w := self.c.work_on(n))]
+            if not busy:
+                return False  # nothing to hit now (between trials, or while Ray restarts them)
+            node, work = self.rng.choice(busy)
+            try:
+                self.c.remove(node)
+                self.losses.append(NodeLoss(round(time.monotonic() - self.t0, 1), node.node_id, work))
+                self._stop.wait(self.down_s)
+                self.c.add()
+            except Exception as e:
+                self.errors.append(f"{type(e).__name__}: {e}")
+            return True
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             if self._stop.wait(self.rng.uniform(*self.every_s)):
@@ -143,18 +163,6 @@ class Chaos:
             self._running.wait()
             if self._stop.is_set():
                 return
-            busy = [(n, w) for n in self.c.workers() if (w := self.c.work_on(n))]
-            if not busy:
-                continue  # nothing to hit now (between trials, or while Ray restarts them): try again later
-            node, work = self.rng.choice(busy)
-            try:
-                self.c.remove(node)
-                self.losses.append(NodeLoss(round(time.monotonic() - self.t0, 1), node.node_id, work))
-                if self._stop.wait(self.down_s):
-                    self.c.add()
-                    return
-                self.c.add()
-            except Exception as e:
-                self.errors.append(f"{type(e).__name__}: {e}")
+            self.hit()
             if self.max_losses is not None and len(self.losses) >= self.max_losses:
                 return

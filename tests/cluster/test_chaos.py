@@ -34,7 +34,8 @@ def test_a_sweep_survives_node_losses_and_a_driver_kill(tmp_path, redis_server, 
                                                        cluster):
     lines: list[str] = []
     report = chaos_sweep.run(tmp_path, redis_url=redis_server.url, mnist=mnist_source, trials=8, epochs=4,
-                             subset=600, every_s=(3.0, 6.0), max_losses=3, kill_driver_at=0.4, say=lines.append,
+                             subset=600, every_s=(3.0, 6.0), max_losses=3, losses_by=0.6, kill_driver_at=0.4,
+                             say=lines.append,
                              timeout_s=720, cluster=cluster, data_root=mnist_root)
     said = "\n".join(lines)
     assert report["node_losses"] >= 3, said  # nodes holding running trials, SIGKILLed
