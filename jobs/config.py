@@ -114,7 +114,7 @@ class TrainConfig(BaseModel):
         spec = dataset_spec(self.dataset)
         if self.labels not in spec.labels:
             raise ValueError(f"{self.dataset} has no {self.labels} labels (it has: {', '.join(spec.labels)}); drop "
-                             f"--labels {self.labels}")
+                             f"--label {self.labels}")
         if self.pretrained.lower() in ("", "0", "no", "none", "false"):
             object.__setattr__(self, "pretrained", "false")
         elif self.pretrained.lower() in ("1", "yes", "true"):

@@ -124,6 +124,8 @@ CASES = [
     (["train", "--epochs", "-1"], "epochs: Input should be greater than or equal to 1"),
     (["train", "--epochs", "two"], "--epochs"),
     (["train", "--labels", "coarse"], "mnist has no coarse labels (it has: fine)"),
+    (["train", "--label", "coarse"], "mnist has no coarse labels (it has: fine); drop --label coarse"),
+    (["leaderboard", "--dataset", "mnist", "--labels", "coarse"], "MNIST has no coarse labels"),
     (["train", "--batch-size", "0"], "batch_size"),
     (["train", "--lr", "-0.1"], "lr"),
     (["train", "--dataset", "cifar100"], "CIFAR-100 is not in the data root"),

@@ -117,7 +117,7 @@ def test_too_few_images_for_one_batch(mnist_raw):
 @pytest.mark.parametrize("values,match", [
     ({"epochs": -1}, "epochs"),
     ({"lr": 0}, "lr"),
-    ({"labels": "coarse", "dataset": "mnist"}, "mnist has no coarse labels .it has: fine.; drop --labels coarse"),
+    ({"labels": "coarse", "dataset": "mnist"}, "mnist has no coarse labels .it has: fine.; drop --label coarse"),
     ({"batch_size": 2, "workers": 4}, "smaller than workers"),
     ({"optimizer": "lion"}, "optimizer"),
 ])

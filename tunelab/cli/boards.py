@@ -11,7 +11,8 @@ from tunelab.cli.common import DATASET_HELP, LabelKind, out, print_json
 
 def leaderboard(
     dataset: str = typer.Option(..., help=DATASET_HELP),
-    label: LabelKind = typer.Option(LabelKind.fine, help="label kind"),
+    label: LabelKind = typer.Option(LabelKind.fine, "--label", "--labels", help="label kind (--labels: the same, as "
+                                    "`train` once spelled it)"),
     limit: int = typer.Option(20, min=1, help="rows to show"),
     family: Optional[str] = typer.Option(None, help="only this model family (see `tunelab models list`)"),
     augment: Optional[str] = typer.Option(None, help="only this augmentation policy, as stored (e.g. crop:4+flip)"),

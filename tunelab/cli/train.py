@@ -21,7 +21,8 @@ from tunelab.jobs.datasets import DEFAULT as DEFAULT_DATASET
 
 def train(
     dataset: str = typer.Option(DEFAULT_DATASET, help=DATASET_HELP),
-    labels: LabelKind = typer.Option(LabelKind.fine, help="label kind (coarse: superclasses, where a dataset has them)"),
+    labels: LabelKind = typer.Option(LabelKind.fine, "--label", "--labels", help="label kind (coarse: superclasses, "
+                                     "where a dataset has them); --labels is the old spelling"),
     model: Optional[str] = typer.Option(None, help="model name (see `tunelab models list`) [the dataset's recipe's "
                                         "model where it has one, else cnn]"),
     epochs: Optional[int] = typer.Option(None, help="epochs to train [2, or the dataset's recipe's]"),
