@@ -181,15 +181,16 @@ def info(root: Path) -> list[dict]:
         rec = {"name": name, "title": s.title, "builtin": s.builtin, "present": present,
                "path": str(location(s, root)), "image": f"{s.in_chans}x{s.img_size}x{s.img_size}",
                "classes": s.num_classes}
-        if present:
+        if present and s.source == FOLDER:  # the manifest has the counts, and what else there is to say
+            m = json.loads((location(s, root) / MANIFEST).read_text())
+            rec.update(train=sum(m["counts"]["train"].values()), test=sum(m["counts"]["test"].values()),
+                       class_names=m["classes"], counts=m["counts"], source=m["source"], split=m["split"],
+                       imported=m["imported"])
+        elif present:
             try:
                 rec["train"], rec["test"] = _counts(s, root)
             except Exception as e:
                 rec["present"], rec["error"] = False, f"unreadable ({type(e).__name__}); import it again"
-            if s.source == FOLDER:
-                m = json.loads((location(s, root) / MANIFEST).read_text())
-                rec.update(class_names=m["classes"], counts=m["counts"], source=m["source"], split=m["split"],
-                           imported=m["imported"])
         out.append(rec)
     return out
 
@@ -211,8 +212,7 @@ def _counts(s: DatasetSpec, root: Path) -> tuple[int, int]:
         parts = splits(s)
         return tuple(sum(len(read_cifar_pickle(d / f)[key]) for f in parts[split])  # type: ignore[return-value]
                      for split in ("train", "test"))
-    m = json.loads((d / MANIFEST).read_text())
-    return sum(m["counts"]["train"].values()), sum(m["counts"]["test"].values())
+    raise ValueError(f"{s.name}: an imported folder's counts are in its manifest")
 
 
 class _CifarUnpickler(pickle.Unpickler):

@@ -28,8 +28,8 @@ def open_store(url: Optional[str] = None, *, data_dir: Union[str, Path, None] = 
     return _open(url or s.redis_url, Path(data_dir).expanduser().resolve() if data_dir else s.data_dir)
 
 
-def train(dataset: str = DEFAULT_DATASET, model: Optional[str] = None, *, labels: str = "fine", name: Optional[str] = None,
-          address: Optional[str] = None, ray: bool = False, storage: Optional[str] = None, progress: Any = False,
+def train(dataset: str = DEFAULT_DATASET, model: Optional[str] = None, *, labels: str = "fine",
+          name: Optional[str] = None, address: Optional[str] = None, ray: bool = False, storage: Optional[str] = None, progress: Any = False,
           **settings: Any) -> TrainResult:
     """Train one model and record every epoch in the store; how it ended (a failed run returns status "failed").
 
